@@ -1,0 +1,31 @@
+"""cypool: fast N-d pooling for NumPy, in Cython with OpenMP.
+
+Window pooling (max, avg, LP) over 1 to 3 axes of any array, in any layout. The contract every
+function follows is ``shared/API.md``.
+"""
+
+from cypool._version import __version__
+from cypool._window import (
+    avg_pool,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    lp_pool,
+    max_pool,
+    max_pool1d,
+    max_pool2d,
+    max_pool3d,
+)
+
+__all__ = [
+    "__version__",
+    "avg_pool",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "lp_pool",
+    "max_pool",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+]

@@ -1,0 +1,28 @@
+"""Command line: `python -m cypool info` and `python -m cypool bench [--quick]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cypool")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("info", help="version, OpenMP, threads, dtypes and compiler of this build")
+    bench = commands.add_parser("bench", help="time the kernels against NumPy, PyTorch and the roofline")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
+    bench.add_argument("--threads", type=int, default=None, help="threads for cypool and torch")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        from cypool._info import format_info
+
+        print(format_info())
+        return 0
+    from cypool._bench import run
+
+    return run(quick=args.quick, threads=args.threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Window geometry: parameter parsing, output sizes, padding, taps and divisors.
+
+Pure Python and NumPy, no kernels. Every window op (forward and backward) turns its arguments
+into a :class:`WindowGeometry` here, so the shape rules of ``shared/API.md`` live in one place.
+The kernels only ever see the per-axis tables this module builds:
+
+* ``taps``: for each output position, the input position of its first in-bounds tap and how many
+  in-bounds taps follow (``dilation`` apart). Padding and ceil-mode overhang never appear.
+* ``divisor``: the avg-pool divisor factor of each output position; the divisor of an N-d window
+  is the product of its per-axis factors because windows are products of per-axis tap sets.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from cypool._errors import ParameterTypeError
+
+MAX_POOLED_AXES = 3
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _ceil_div(a, b):
+    """Ceiling of a / b for integers (scalars or int64 arrays), b > 0."""
+    return -((-a) // b)
+
+
+def normalize_axes(axes, ndim: int, default_count: int | None, name: str = "axes") -> tuple[int, ...]:
+    """Pooled axes as given (order kept), made non-negative and checked.
+
+    ``axes=None`` means the last ``default_count`` axes.
+    """
+    if axes is None:
+        if default_count is None:
+            raise ValueError(f"{name} is required here, got {name}=None")
+        axes = tuple(range(ndim - default_count, ndim))
+        if axes and axes[0] < 0:
+            raise ValueError(
+                f"x has {ndim} dimensions, fewer than the {default_count} pooled axes requested"
+            )
+        return axes
+    if _is_int(axes):
+        axes = (axes,)
+    if not isinstance(axes, (tuple, list)) or not all(_is_int(a) for a in axes):
+        raise ParameterTypeError(f"{name} must be an int or a tuple of ints, got {name}={axes!r}")
+    if not 1 <= len(axes) <= MAX_POOLED_AXES:
+        raise ValueError(f"{name} must name 1 to {MAX_POOLED_AXES} axes, got {name}={tuple(axes)!r}")
+    result = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name} entry {a} is out of range for an array of {ndim} dimensions")
+        result.append(operator.index(a) % ndim)
+    if len(set(result)) != len(result):
+        raise ValueError(f"{name} must be distinct, got {name}={tuple(axes)!r}")
+    return tuple(result)
+
+
+def per_axis_ints(value, name: str, naxes: int, minimum: int) -> tuple[int, ...]:
+    """An int for every pooled axis, or a tuple with one int per axis, each >= minimum."""
+    if _is_int(value):
+        values = (int(value),) * naxes
+    elif isinstance(value, (tuple, list)):
+        if len(value) != naxes:
+            raise ValueError(
+                f"{name} must have one entry per pooled axis ({naxes}), got {name}={tuple(value)!r}"
+            )
+        if not all(_is_int(v) for v in value):
+            raise ParameterTypeError(f"{name} must hold ints, got {name}={tuple(value)!r}")
+        values = tuple(int(v) for v in value)
+    else:
+        raise ParameterTypeError(f"{name} must be an int or a tuple of ints, got {name}={value!r}")
+    for v in values:
+        if v < minimum:
+            raise ValueError(f"{name} must be >= {minimum} on every pooled axis, got {name}={value!r}")
+    return values
+
+
+def _parse_padding(padding, naxes: int) -> list | str:
+    """(before, after) pairs per axis, or the string 'same' / 'valid'."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding must be an int, a tuple, 'same' or 'valid', got padding={padding!r}")
+        return padding
+    if _is_int(padding):
+        pairs = [(int(padding), int(padding))] * naxes
+    elif isinstance(padding, (tuple, list)):
+        if len(padding) != naxes:
+            raise ValueError(
+                f"padding must have one entry per pooled axis ({naxes}), got padding={tuple(padding)!r}"
+            )
+        pairs = []
+        for entry in padding:
+            if _is_int(entry):
+                pairs.append((int(entry), int(entry)))
+            elif (
+                isinstance(entry, (tuple, list))
+                and len(entry) == 2
+                and all(_is_int(v) for v in entry)
+            ):
+                pairs.append((int(entry[0]), int(entry[1])))
+            else:
+                raise ParameterTypeError(
+                    f"padding entries must be ints or (before, after) pairs, got padding={padding!r}"
+                )
+    else:
+        raise ParameterTypeError(f"padding must be an int, a tuple or a string, got padding={padding!r}")
+    for before, after in pairs:
+        if before < 0 or after < 0:
+            raise ValueError(f"padding must be >= 0, got padding={padding!r}")
+    return pairs
+
+
+@dataclass(frozen=True)
+class AxisGeometry:
+    """One pooled axis: input size, window parameters and output size."""
+
+    size: int
+    kernel: int
+    stride: int
+    dilation: int
+    pad_before: int
+    pad_after: int
+    out: int
+
+    @property
+    def extent(self) -> int:
+        return self.dilation * (self.kernel - 1) + 1
+
+    def _tap_range(self, lo, hi):
+        """Per output position, the tap numbers [jlo, jhi) whose positions lie in [lo, hi)."""
+        start = np.arange(self.out, dtype=np.int64) * self.stride - self.pad_before
+        jlo = np.maximum(_ceil_div(lo - start, self.dilation), 0)
+        jhi = np.minimum(_ceil_div(hi - start, self.dilation), self.kernel)
+        return start, jlo, np.maximum(jhi, jlo)
+
+    def taps(self) -> np.ndarray:
+        """int64 (out, 2): position of the first in-bounds tap, and the count of in-bounds taps."""
+        start, jlo, jhi = self._tap_range(0, self.size)
+        table = np.empty((self.out, 2), dtype=np.int64)
+        table[:, 0] = start + jlo * self.dilation
+        table[:, 1] = jhi - jlo
+        return table
+
+    def tap_count(self, count_include_pad: bool) -> np.ndarray:
+        """float64 (out,): taps inside the padded extent, or inside the input."""
+        if count_include_pad:
+            _, jlo, jhi = self._tap_range(-self.pad_before, self.size + self.pad_after)
+        else:
+            _, jlo, jhi = self._tap_range(0, self.size)
+        return (jhi - jlo).astype(np.float64)
+
+
+def axis_geometry(size, kernel, stride, dilation, pad, ceil_mode, axis) -> AxisGeometry:
+    """Resolve one axis: padding strings, the pad limit, the output size and empty windows."""
+    extent = dilation * (kernel - 1) + 1
+    if pad == "valid":
+        before = after = 0
+    elif pad == "same":
+        out = _ceil_div(size, stride)
+        total = max((out - 1) * stride + extent - size, 0)
+        before, after = total // 2, total - total // 2
+    else:
+        before, after = pad
+    if 2 * max(before, after) > extent:
+        raise ValueError(
+            f"padding on axis {axis} must be at most half the dilated kernel extent "
+            f"{extent}, got padding=({before}, {after})"
+        )
+    span = size + before + after - extent
+    out = (_ceil_div(span, stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + before:
+        out -= 1
+    if out < 1:
+        raise ValueError(
+            f"output size on axis {axis} would be {out} (input size {size}, kernel_size {kernel}, "
+            f"stride {stride}, padding ({before}, {after}), dilation {dilation}): it must be >= 1"
+        )
+    geom = AxisGeometry(size, kernel, stride, dilation, before, after, out)
+    empty = np.flatnonzero(geom.taps()[:, 1] == 0)
+    if empty.size:
+        raise ValueError(
+            f"window {int(empty[0])} on axis {axis} holds no input element (input size {size}, "
+            f"kernel_size {kernel}, stride {stride}, padding ({before}, {after}), "
+            f"dilation {dilation})"
+        )
+    return geom
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """The pooled axes of an N-d array, sorted, with one AxisGeometry each."""
+
+    shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    per_axis: tuple[AxisGeometry, ...]
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        shape = list(self.shape)
+        for a, g in zip(self.axes, self.per_axis):
+            shape[a] = g.out
+        return tuple(shape)
+
+    def padded(self) -> tuple[AxisGeometry, ...]:
+        """The per-axis geometries padded in front to 3 axes with size-1 identity axes."""
+        unit = AxisGeometry(1, 1, 1, 1, 0, 0, 1)
+        return (unit,) * (MAX_POOLED_AXES - len(self.per_axis)) + self.per_axis
+
+    def taps(self) -> tuple[np.ndarray, ...]:
+        return tuple(g.taps() for g in self.padded())
+
+    def dilations(self) -> np.ndarray:
+        return np.array([g.dilation for g in self.padded()], dtype=np.int64)
+
+    def divisors(self, count_include_pad: bool, divisor_override) -> tuple[np.ndarray, ...]:
+        """Per-axis divisor factors; their product over an output position is its divisor."""
+        if divisor_override is not None:
+            factors = [np.ones(g.out, dtype=np.float64) for g in self.padded()]
+            factors[0] = factors[0] * float(divisor_override)
+            return tuple(factors)
+        return tuple(g.tap_count(count_include_pad) for g in self.padded())
+
+
+def window_geometry(
+    shape,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    axes=None,
+    ceil_mode=False,
+) -> WindowGeometry:
+    """Check and resolve every window-pooling parameter against an input shape."""
+    shape = tuple(int(n) for n in shape)
+    if axes is None and not isinstance(kernel_size, (tuple, list)):
+        raise ValueError(
+            f"kernel_size must be a tuple when axes is None (it decides how many trailing axes "
+            f"are pooled), got kernel_size={kernel_size!r}"
+        )
+    default_count = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else None
+    if axes is None and not 1 <= len(kernel_size) <= MAX_POOLED_AXES:
+        raise ValueError(
+            f"kernel_size must have 1 to {MAX_POOLED_AXES} entries, got kernel_size={tuple(kernel_size)!r}"
+        )
+    given_axes = normalize_axes(axes, len(shape), default_count)
+    naxes = len(given_axes)
+    kernel = per_axis_ints(kernel_size, "kernel_size", naxes, 1)
+    strides = kernel if stride is None else per_axis_ints(stride, "stride", naxes, 1)
+    dilations = per_axis_ints(dilation, "dilation", naxes, 1)
+    pads = _parse_padding(padding, naxes)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise ParameterTypeError(f"ceil_mode must be a bool, got ceil_mode={ceil_mode!r}")
+
+    order = sorted(range(naxes), key=lambda i: given_axes[i])
+    per_axis = []
+    for i in order:
+        axis = given_axes[i]
+        pad = pads if isinstance(pads, str) else pads[i]
+        per_axis.append(
+            axis_geometry(shape[axis], kernel[i], strides[i], dilations[i], pad, bool(ceil_mode), axis)
+        )
+    return WindowGeometry(shape, tuple(given_axes[i] for i in order), tuple(per_axis))
+
+
+def check_divisor_override(divisor_override):
+    if divisor_override is None:
+        return None
+    if not _is_int(divisor_override) or divisor_override == 0:
+        raise ValueError(
+            f"divisor_override must be a non-zero int or None, got divisor_override={divisor_override!r}"
+        )
+    return int(divisor_override)
+
+
+def check_norm_type(norm_type) -> float:
+    try:
+        p = float(norm_type)
+    except (TypeError, ValueError):
+        raise ParameterTypeError(f"norm_type must be a number, got norm_type={norm_type!r}") from None
+    if isinstance(norm_type, (bool, np.bool_)) or not np.isfinite(p) or p <= 0:
+        raise ValueError(f"norm_type must be a finite number > 0, got norm_type={norm_type!r}")
+    return p

@@ -1,0 +1,134 @@
+"""Memory layout: folding N-d arrays into the kernels' 5-d geometry, and result arrays.
+
+Every window kernel sees strided views of shape ``(outer, n0, n1, n2, inner)``: the pooled axes
+padded in front to three with size-1 axes, batch axes folded into ``outer``, and the batch axis
+that is innermost in memory (channels-last data) folded into ``inner``. Folding never copies: when
+the strides of batch axes do not combine into one, the leading ones are looped over in Python.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from cypool._errors import ParameterTypeError
+
+POOLED = 3
+
+
+@dataclass
+class _Group:
+    """Batch axes folded into one: their total size and element stride in every array."""
+
+    size: int
+    strides: tuple[int, ...]
+
+    def folds_over(self, inner: "_Group") -> bool:
+        """True when this group sits directly outside `inner` in every array."""
+        return all(s == inner.size * t for s, t in zip(self.strides, inner.strides))
+
+
+def element_strides_ok(arr: np.ndarray) -> bool:
+    """Kernels index in elements, so every byte stride must be a multiple of the itemsize."""
+    return all(s % arr.itemsize == 0 for s in arr.strides)
+
+
+def allocate_like(x: np.ndarray, shape, dtype) -> np.ndarray:
+    """An empty array of `shape` whose axes are ordered in memory as x's are (NumPy's 'K')."""
+    order = sorted(range(x.ndim), key=lambda a: (-abs(x.strides[a]) if x.shape[a] > 1 else 0, a))
+    buf = np.empty([shape[a] for a in order], dtype=dtype)
+    return buf.transpose(np.argsort(order))
+
+
+def check_out(out, shape, dtype, inputs, name: str = "out") -> np.ndarray:
+    """Validate a user-given result array: exact shape and dtype, writable, no overlap."""
+    if not isinstance(out, np.ndarray):
+        raise ParameterTypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} has dtype {out.dtype}, expected {np.dtype(dtype)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    for arr in inputs:
+        if isinstance(arr, np.ndarray) and _overlaps(out, arr):
+            raise ValueError(f"{name} overlaps an input array")
+    return out
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=100_000))
+    except np.exceptions.TooHardError:
+        return True
+
+
+def fold(arrays, axes, n_inputs: int = 1):
+    """Yield tuples of 5-d views, one per array, that together cover the arrays.
+
+    `arrays` share their batch axes (every axis not in `axes`, sorted pooled axes); the pooled
+    axes may differ in size (input versus output). The first array decides the layout; the first
+    `n_inputs` arrays are viewed read-only, the rest writable.
+    """
+    ndim = arrays[0].ndim
+    elem_strides = [tuple(s // a.itemsize for s in a.strides) for a in arrays]
+    shape = arrays[0].shape
+    batch = [a for a in range(ndim) if a not in axes and shape[a] != 1]
+    groups = {a: _Group(shape[a], tuple(st[a] for st in elem_strides)) for a in batch}
+
+    def key(a):
+        return abs(elem_strides[0][a])
+
+    inner = None
+    pooled_strides = [abs(elem_strides[0][a]) for a in axes if arrays[0].shape[a] > 1]
+    if batch:
+        candidate = min(batch, key=key)
+        if not pooled_strides or key(candidate) < min(pooled_strides):
+            inner = groups.pop(candidate)
+            batch.remove(candidate)
+            merged = True
+            while merged:
+                merged = False
+                for a in batch:
+                    if groups[a].folds_over(inner):
+                        inner = _Group(groups[a].size * inner.size, inner.strides)
+                        batch.remove(a)
+                        del groups[a]
+                        merged = True
+                        break
+    if inner is None:
+        inner = _Group(1, (0,) * len(arrays))
+
+    outer: list[_Group] = []
+    for a in sorted(batch, key=key, reverse=True):
+        g = groups[a]
+        if outer and outer[-1].folds_over(g):
+            outer[-1] = _Group(outer[-1].size * g.size, g.strides)
+        else:
+            outer.append(g)
+    if not outer:
+        outer.append(_Group(1, (0,) * len(arrays)))
+
+    pad = POOLED - len(axes)
+    views = []
+    for i, arr in enumerate(arrays):
+        pooled_shape = [1] * pad + [arr.shape[a] for a in axes]
+        pooled_strides_i = [0] * pad + [elem_strides[i][a] for a in axes]
+        view_shape = [g.size for g in outer] + pooled_shape + [inner.size]
+        view_strides = [g.strides[i] for g in outer] + pooled_strides_i + [inner.strides[i]]
+        views.append(
+            as_strided(
+                arr,
+                shape=view_shape,
+                strides=[s * arr.itemsize for s in view_strides],
+                writeable=i >= n_inputs,
+            )
+        )
+    lead = [g.size for g in outer[:-1]]
+    for index in itertools.product(*(range(n) for n in lead)):
+        yield tuple(v[index] for v in views)

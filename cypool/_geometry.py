@@ -215,8 +215,11 @@ class WindowGeometry:
     def taps(self) -> tuple[np.ndarray, ...]:
         return tuple(g.taps() for g in self.padded())
 
-    def dilations(self) -> np.ndarray:
-        return np.array([g.dilation for g in self.padded()], dtype=np.int64)
+    def windows(self) -> np.ndarray:
+        """int64 (3, 4): kernel, stride, dilation and leading pad of each padded axis."""
+        return np.array(
+            [(g.kernel, g.stride, g.dilation, g.pad_before) for g in self.padded()], dtype=np.int64
+        )
 
     def divisors(self, count_include_pad: bool, divisor_override) -> tuple[np.ndarray, ...]:
         """Per-axis divisor factors; their product over an output position is its divisor."""
@@ -225,6 +228,10 @@ class WindowGeometry:
             factors[0] = factors[0] * float(divisor_override)
             return tuple(factors)
         return tuple(g.tap_count(count_include_pad) for g in self.padded())
+
+    def inverse_divisors(self, count_include_pad: bool, divisor_override) -> tuple[np.ndarray, ...]:
+        """1 / divisors(): kernels multiply, which vectorises where division would not."""
+        return tuple(1.0 / f for f in self.divisors(count_include_pad, divisor_override))
 
 
 def window_geometry(

@@ -68,7 +68,7 @@ def _run(kernel, geometry: WindowGeometry, x, results, compute_dtypes, num_threa
     ]
     if x.size and all(t.size for t in targets):
         threads = resolve_num_threads(num_threads, x.nbytes + sum(t.nbytes for t in targets))
-        tables = geometry.taps() + (geometry.dilations(),)
+        tables = geometry.taps() + (geometry.windows(),)
         for views in fold([x, *targets], geometry.axes):
             kernel(*views, *tables, *args, threads)
     for r, t in zip(results, targets):
@@ -133,7 +133,7 @@ def avg_pool(
     xk = _kernel_input(x, compute)
     (values,) = _results(x, out, [(geometry.out_shape, result)], ["out"])
     _run(_window_kernels.avg_pool, geometry, xk, [values], [compute], num_threads,
-         *geometry.divisors(count_include_pad, divisor_override))
+         *geometry.inverse_divisors(count_include_pad, divisor_override))
     return values
 
 

@@ -16,7 +16,7 @@ beside it; an item that read a NaN is redone by the exact scan that also serves
 """
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport pow, sqrt
+from libc.math cimport INFINITY, pow, sqrt
 from libc.stdint cimport (
     int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
 )
@@ -59,35 +59,41 @@ cdef struct Plan:
     Py_ssize_t block, nblocks, inner
     Py_ssize_t ochunk, nchunks
     Py_ssize_t nitems
-    Py_ssize_t span        # the largest chunk's input span along axis 2
+    Py_ssize_t span        # buffered positions along axis 2 of the longest chunk
     Py_ssize_t xs0, xs1, xs2, xs3, xs4
     Py_ssize_t os0, os1, os2, os3, os4
     Py_ssize_t is0, is1, is2, is3, is4
     Py_ssize_t d0, d1, d2
+    Py_ssize_t k2, s2, pad2  # axis 2's kernel, stride and leading pad, for the column pass
     const int64_t* taps0
     const int64_t* taps1
     const int64_t* taps2
 
 
 cdef struct Item:
-    Py_ssize_t b, i0, i1, c0, nc, i2a, i2b, lo, hi
+    Py_ssize_t b, i0, i1, c0, nc
+    Py_ssize_t i2a, i2b    # output positions [i2a, i2b) along axis 2
+    Py_ssize_t lo, hi      # the padded input positions [lo, hi) their windows cover
+    Py_ssize_t rlo, rhi    # the part of [lo, hi) inside the input
 
 
 cdef Plan _make_plan(
     Py_ssize_t* xshape, Py_ssize_t* xstrides, Py_ssize_t xitem,
     Py_ssize_t* oshape, Py_ssize_t* ostrides, Py_ssize_t oitem,
     const int64_t[:, ::1] taps0, const int64_t[:, ::1] taps1, const int64_t[:, ::1] taps2,
-    const int64_t[::1] dilation, int num_threads,
+    const int64_t[:, ::1] windows, int num_threads,
 ):
+    """Per-call constants. `windows` holds (kernel, stride, dilation, pad_before) per axis."""
     cdef Plan p
-    cdef Py_ssize_t nrows, a, b, i, lo, hi, end
+    cdef Py_ssize_t nrows, i
     p.o0, p.o1, p.o2 = oshape[1], oshape[2], oshape[3]
     p.n1, p.n2 = xshape[2], xshape[3]
     p.inner = xshape[4]
     p.xs0, p.xs1, p.xs2, p.xs3, p.xs4 = [xstrides[i] // xitem for i in range(5)]
     p.os0, p.os1, p.os2, p.os3, p.os4 = [ostrides[i] // oitem for i in range(5)]
     p.is0 = p.is1 = p.is2 = p.is3 = p.is4 = 0
-    p.d0, p.d1, p.d2 = dilation[0], dilation[1], dilation[2]
+    p.d0, p.d1, p.d2 = windows[0, 2], windows[1, 2], windows[2, 2]
+    p.k2, p.s2, p.pad2 = windows[2, 0], windows[2, 1], windows[2, 3]
     p.taps0, p.taps1, p.taps2 = &taps0[0, 0], &taps1[0, 0], &taps2[0, 0]
 
     # Inner blocks: cache-sized buffers, and enough items to keep every thread busy.
@@ -100,20 +106,12 @@ cdef Plan _make_plan(
     p.block = min(p.block, p.inner)
     p.nblocks = (p.inner + p.block - 1) // p.block
 
-    # Chunks of axis 2: bound the span an item buffers (a long 1-d signal, say).
+    # Chunks of axis 2 bound the span an item buffers (a long 1-d signal, say).
     p.ochunk = p.o2
     if p.n2 * p.block > SCRATCH_ELEMENTS:
-        p.ochunk = max(1, (SCRATCH_ELEMENTS // p.block) * p.o2 // p.n2)
+        p.ochunk = max(1, (SCRATCH_ELEMENTS // p.block) // p.s2)
     p.nchunks = (p.o2 + p.ochunk - 1) // p.ochunk
-    p.span = 1
-    for a in range(0, p.o2, p.ochunk):
-        b = min(a + p.ochunk, p.o2)
-        lo, hi = taps2[a, 0], 0
-        for i in range(a, b):
-            end = taps2[i, 0] + (taps2[i, 1] - 1) * p.d2 + 1
-            lo = min(lo, taps2[i, 0])
-            hi = max(hi, end)
-        p.span = max(p.span, hi - lo)
+    p.span = (p.ochunk - 1) * p.s2 + (p.k2 - 1) * p.d2 + 1
     p.nitems = nrows * p.nblocks * p.nchunks
     return p
 
@@ -121,7 +119,7 @@ cdef Plan _make_plan(
 cdef inline Item _item(const Plan* p, Py_ssize_t k) noexcept nogil:
     """Decode work item k; chunks vary fastest so neighbouring items touch neighbouring memory."""
     cdef Item it
-    cdef Py_ssize_t ch, cb, i, end
+    cdef Py_ssize_t ch, cb
     ch = k % p.nchunks
     k = k // p.nchunks
     cb = k % p.nblocks
@@ -134,12 +132,10 @@ cdef inline Item _item(const Plan* p, Py_ssize_t k) noexcept nogil:
     it.nc = min(p.block, p.inner - it.c0)
     it.i2a = ch * p.ochunk
     it.i2b = min(it.i2a + p.ochunk, p.o2)
-    it.lo = p.taps2[2 * it.i2a]
-    it.hi = 0
-    for i in range(it.i2a, it.i2b):
-        end = p.taps2[2 * i] + (p.taps2[2 * i + 1] - 1) * p.d2 + 1
-        it.lo = min(it.lo, p.taps2[2 * i])
-        it.hi = max(it.hi, end)
+    it.lo = it.i2a * p.s2 - p.pad2
+    it.hi = (it.i2b - 1) * p.s2 - p.pad2 + (p.k2 - 1) * p.d2 + 1
+    it.rlo = max(it.lo, 0)
+    it.rhi = min(it.hi, p.n2)
     return it
 
 
@@ -148,9 +144,35 @@ cdef inline Py_ssize_t _scratch_stride(Py_ssize_t nbytes) noexcept:
     return (nbytes + CACHE_LINE - 1) // CACHE_LINE * CACHE_LINE
 
 
+cdef inline order_t _lowest(order_t dummy) noexcept nogil:
+    """The value no max comparison picks over a real one: the buffer's padding."""
+    if order_t is float or order_t is double:
+        return -INFINITY
+    elif order_t is int8_t:
+        return -128
+    elif order_t is int16_t:
+        return -32768
+    elif order_t is int32_t:
+        return -2147483647 - 1
+    elif order_t is int64_t:
+        return -9223372036854775807 - 1
+    else:
+        return 0
+
+
+cdef inline void _fill_padding(order_t* buf, const Item* it, order_t value) noexcept nogil:
+    """Set the buffer's positions outside the input (padding, ceil overhang) to `value`."""
+    cdef Py_ssize_t q
+    for q in range((it.rlo - it.lo) * it.nc):
+        buf[q] = value
+    for q in range((it.rhi - it.lo) * it.nc, (it.hi - it.lo) * it.nc):
+        buf[q] = value
+
+
 # ----------------------------------------------------------------------------------------------
-# Elementwise line primitives: dst[i] (contiguous) op= src[i * s]. Each returns whether it read a
-# NaN (always False for integers); the flag is a separate OR so the max itself stays vectorisable.
+# Elementwise line primitives: dst[i] (contiguous) op= src[i * s]. Strides 1 and 2 get loops of
+# their own so that gcc vectorises them; the max primitives return whether they read a NaN
+# (never, for integers), an OR kept apart from the compare so the max stays vectorisable.
 
 cdef inline bint _line_copy(order_t* dst, const order_t* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
     cdef Py_ssize_t i
@@ -159,6 +181,12 @@ cdef inline bint _line_copy(order_t* dst, const order_t* src, Py_ssize_t n, Py_s
     if s == 1:
         for i in range(n):
             v = src[i]
+            dst[i] = v
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    elif s == 2:
+        for i in range(n):
+            v = src[2 * i]
             dst[i] = v
             if order_t is float or order_t is double:
                 nan = nan | (v != v)
@@ -178,6 +206,13 @@ cdef inline bint _line_max(order_t* dst, const order_t* src, Py_ssize_t n, Py_ss
     if s == 1:
         for i in range(n):
             v = src[i]
+            m = dst[i]
+            dst[i] = v if v > m else m
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    elif s == 2:
+        for i in range(n):
+            v = src[2 * i]
             m = dst[i]
             dst[i] = v if v > m else m
             if order_t is float or order_t is double:
@@ -202,34 +237,120 @@ cdef inline void _line_store(order_t* dst, Py_ssize_t s, const order_t* src, Py_
             dst[i * s] = src[i]
 
 
+cdef inline void _line_sum(double* dst, const double* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    cdef Py_ssize_t i
+    if s == 1:
+        for i in range(n):
+            dst[i] += src[i]
+    elif s == 2:
+        for i in range(n):
+            dst[i] += src[2 * i]
+    else:
+        for i in range(n):
+            dst[i] += src[i * s]
+
+
 cdef inline void _line_add(double* dst, const real_t* src, Py_ssize_t n, Py_ssize_t s,
-                           PowerKind kind, double power) noexcept nogil:
+                           PowerKind kind, double power, bint assign) noexcept nogil:
+    """dst[i] (= or +=) f(src[i * s]), f the identity, |.|, square or |.| ** power, in float64."""
     cdef Py_ssize_t i
     cdef double v
-    if kind == POWER_NONE:
-        if s == 1:
+    if kind == POWER_NONE and s == 1:
+        if assign:
             for i in range(n):
-                dst[i] += <double>src[i]
+                dst[i] = <double>src[i]
         else:
             for i in range(n):
-                dst[i] += <double>src[i * s]
+                dst[i] += <double>src[i]
+        return
+    if assign:
+        for i in range(n):
+            dst[i] = 0.0
+    if kind == POWER_NONE:
+        for i in range(n):
+            dst[i] += <double>src[i * s]
     elif kind == POWER_ONE:
         for i in range(n):
             v = <double>src[i * s]
             dst[i] += v if v >= 0 else -v
     elif kind == POWER_TWO:
-        if s == 1:
-            for i in range(n):
-                v = <double>src[i]
-                dst[i] += v * v
-        else:
-            for i in range(n):
-                v = <double>src[i * s]
-                dst[i] += v * v
+        for i in range(n):
+            v = <double>src[i * s]
+            dst[i] += v * v
     else:
         for i in range(n):
             v = <double>src[i * s]
             dst[i] += pow(v if v >= 0 else -v, power)
+
+
+cdef inline void _line_add_pair(double* dst, const real_t* a, const real_t* b, Py_ssize_t n,
+                                bint assign) noexcept nogil:
+    """dst[i] (= or +=) a[i] + b[i] in float64: two contiguous rows per pass over dst."""
+    cdef Py_ssize_t i
+    if assign:
+        for i in range(n):
+            dst[i] = <double>a[i] + <double>b[i]
+    else:
+        for i in range(n):
+            dst[i] += <double>a[i] + <double>b[i]
+
+
+cdef inline void _line_add_triple(double* dst, const real_t* a, const real_t* b, const real_t* c,
+                                  Py_ssize_t n, bint assign) noexcept nogil:
+    """dst[i] (= or +=) a[i] + b[i] + c[i] in float64: three contiguous rows per pass."""
+    cdef Py_ssize_t i
+    if assign:
+        for i in range(n):
+            dst[i] = <double>a[i] + <double>b[i] + <double>c[i]
+    else:
+        for i in range(n):
+            dst[i] += <double>a[i] + <double>b[i] + <double>c[i]
+
+
+cdef inline bint _window_avg(real_t* o, const double* b, Py_ssize_t n, Py_ssize_t k,
+                             Py_ssize_t s, Py_ssize_t d, double scale, const double* inv) noexcept nogil:
+    """o[i] = (sum over j < k of b[i * s + j * d]) * scale * inv[i] for contiguous o, fused for
+    2- and 3-tap windows at strides 1 and 2; False when the window is not one of those."""
+    cdef Py_ssize_t i
+    if k == 3 and s == 1:
+        for i in range(n):
+            o[i] = <real_t>((b[i] + b[i + d] + b[i + 2 * d]) * (scale * inv[i]))
+    elif k == 3 and s == 2:
+        for i in range(n):
+            o[i] = <real_t>((b[2 * i] + b[2 * i + d] + b[2 * i + 2 * d]) * (scale * inv[i]))
+    elif k == 2 and s == 1:
+        for i in range(n):
+            o[i] = <real_t>((b[i] + b[i + d]) * (scale * inv[i]))
+    elif k == 2 and s == 2:
+        for i in range(n):
+            o[i] = <real_t>((b[2 * i] + b[2 * i + d]) * (scale * inv[i]))
+    else:
+        return False
+    return True
+
+
+cdef inline void _window_sums(double* acc, const double* b, Py_ssize_t n, Py_ssize_t k,
+                              Py_ssize_t s, Py_ssize_t d) noexcept nogil:
+    """acc[i] = sum over j < k of b[i * s + j * d]: the column pass of the sum kernels, fused
+    for the common 2- and 3-tap windows at strides 1 and 2."""
+    cdef Py_ssize_t i, j
+    if k == 3 and s == 1:
+        for i in range(n):
+            acc[i] = b[i] + b[i + d] + b[i + 2 * d]
+    elif k == 3 and s == 2:
+        for i in range(n):
+            acc[i] = b[2 * i] + b[2 * i + d] + b[2 * i + 2 * d]
+    elif k == 2 and s == 1:
+        for i in range(n):
+            acc[i] = b[i] + b[i + d]
+    elif k == 2 and s == 2:
+        for i in range(n):
+            acc[i] = b[2 * i] + b[2 * i + d]
+    else:
+        for i in range(n):
+            acc[i] = b[i * s]
+        for j in range(1, k):
+            _line_sum(acc, b + j * d, n, s)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -285,51 +406,54 @@ cdef void _max_scan(const order_t* x, order_t* out, int64_t* idx, const Plan* p,
 
 cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* it,
                     order_t* buf, order_t* acc, int64_t* best_at) noexcept nogil:
-    """Separable max of one item; redone exactly by _max_scan when it read a NaN."""
+    """Separable max of one item; redone exactly by _max_scan when it read a NaN.
+
+    buf holds the item's padded positions [lo, hi) of axis 2 times nc: the in-bounds part is the
+    elementwise max of the window's input rows, the rest the lowest value (padding never wins).
+    """
     cdef const int64_t* t0 = p.taps0 + 2 * it.i0
     cdef const int64_t* t1 = p.taps1 + 2 * it.i1
-    cdef const int64_t* t2
     cdef const order_t* src
     cdef const order_t* row
     cdef order_t* o
-    cdef order_t m, v
-    cdef Py_ssize_t a, e, q, i2, j, nc = it.nc, span = it.hi - it.lo
+    cdef order_t* inside = buf + (it.rlo - it.lo) * it.nc
+    cdef Py_ssize_t a, e, q, i2, j, nc = it.nc, n = it.rhi - it.rlo, no = it.i2b - it.i2a
     cdef bint first = True
     cdef int nan = 0
+    _fill_padding(buf, it, _lowest(buf[0]))
     for a in range(t0[1]):
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
-                   + it.lo * p.xs3 + it.c0 * p.xs4)
+                   + it.rlo * p.xs3 + it.c0 * p.xs4)
             if nc == 1:
                 if first:
-                    nan |= _line_copy(buf, src, span, p.xs3)
+                    nan |= _line_copy(inside, src, n, p.xs3)
                 else:
-                    nan |= _line_max(buf, src, span, p.xs3)
+                    nan |= _line_max(inside, src, n, p.xs3)
             else:
-                for q in range(span):
+                for q in range(n):
                     if first:
-                        nan |= _line_copy(buf + q * nc, src + q * p.xs3, nc, p.xs4)
+                        nan |= _line_copy(inside + q * nc, src + q * p.xs3, nc, p.xs4)
                     else:
-                        nan |= _line_max(buf + q * nc, src + q * p.xs3, nc, p.xs4)
+                        nan |= _line_max(inside + q * nc, src + q * p.xs3, nc, p.xs4)
             first = False
     if nan:
         _max_scan(x, out, NULL, p, it, acc, best_at)
         return
-    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2
-    for i2 in range(it.i2a, it.i2b):
-        t2 = p.taps2 + 2 * i2
-        row = buf + (t2[0] - it.lo) * nc
-        if nc == 1:
-            m = row[0]
-            for j in range(1, t2[1]):
-                v = row[j * p.d2]
-                m = v if v > m else m
-            o[i2 * p.os3] = m
-        else:
+    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
+    if nc == 1:
+        # Every window has k2 taps in the padded buffer: one strided pass per tap.
+        _line_copy(acc, buf, no, p.s2)
+        for j in range(1, p.k2):
+            _line_max(acc, buf + j * p.d2, no, p.s2)
+        _line_store(o, p.os3, acc, no)
+    else:
+        for i2 in range(no):
+            row = buf + i2 * p.s2 * nc
             _line_copy(acc, row, nc, 1)
-            for j in range(1, t2[1]):
+            for j in range(1, p.k2):
                 _line_max(acc, row + j * p.d2 * nc, nc, 1)
-            _line_store(o + i2 * p.os3 + it.c0 * p.os4, p.os4, acc, nc)
+            _line_store(o + i2 * p.os3, p.os4, acc, nc)
 
 
 def max_pool(
@@ -338,17 +462,17 @@ def max_pool(
     const int64_t[:, ::1] taps0,
     const int64_t[:, ::1] taps1,
     const int64_t[:, ::1] taps2,
-    const int64_t[::1] dilation,
+    const int64_t[:, ::1] windows,
     int num_threads,
 ):
     """out = max over each window of x (NaN propagates)."""
     cdef Plan p = _make_plan(x.shape, x.strides, sizeof(order_t), out.shape, out.strides,
-                             sizeof(order_t), taps0, taps1, taps2, dilation, num_threads)
+                             sizeof(order_t), taps0, taps1, taps2, windows, num_threads)
     cdef Py_ssize_t k, buf_bytes = _scratch_stride(p.span * p.block * sizeof(order_t))
-    cdef Py_ssize_t acc_bytes = _scratch_stride(p.block * sizeof(order_t))
+    cdef Py_ssize_t acc_bytes = _scratch_stride(max(p.block, p.ochunk) * sizeof(order_t))
     cdef Py_ssize_t stride = buf_bytes + acc_bytes + _scratch_stride(p.block * sizeof(int64_t))
     cdef char* scratch = <char*>malloc(stride * num_threads)
-    cdef char* mine
+    cdef char* mine = NULL
     cdef Item it
     cdef const order_t* xp = &x[0, 0, 0, 0, 0]
     cdef order_t* op = &out[0, 0, 0, 0, 0]
@@ -372,17 +496,17 @@ def max_pool_with_indices(
     const int64_t[:, ::1] taps0,
     const int64_t[:, ::1] taps1,
     const int64_t[:, ::1] taps2,
-    const int64_t[::1] dilation,
+    const int64_t[:, ::1] windows,
     int num_threads,
 ):
     """out, indices = max and flat argmax (over the pooled axes) of each window of x."""
     cdef Plan p = _make_plan(x.shape, x.strides, sizeof(order_t), out.shape, out.strides,
-                             sizeof(order_t), taps0, taps1, taps2, dilation, num_threads)
+                             sizeof(order_t), taps0, taps1, taps2, windows, num_threads)
     p.is0, p.is1, p.is2, p.is3, p.is4 = [indices.strides[i] // sizeof(int64_t) for i in range(5)]
     cdef Py_ssize_t k, best_bytes = _scratch_stride(p.block * sizeof(order_t))
     cdef Py_ssize_t stride = best_bytes + _scratch_stride(p.block * sizeof(int64_t))
     cdef char* scratch = <char*>malloc(stride * num_threads)
-    cdef char* mine
+    cdef char* mine = NULL
     cdef Item it
     cdef const order_t* xp = &x[0, 0, 0, 0, 0]
     cdef order_t* op = &out[0, 0, 0, 0, 0]
@@ -402,57 +526,89 @@ def max_pool_with_indices(
 # ----------------------------------------------------------------------------------------------
 # Sums: avg and LP
 
-cdef inline double _finish(double total, double divisor, PowerKind kind, double power) noexcept nogil:
+cdef inline void _finish(real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize_t n,
+                         PowerKind kind, double power, double scale, const double* inv,
+                         Py_ssize_t inv_step) noexcept nogil:
+    """dst[i * ds] = window sums turned into averages (times the inverse divisors) or p-norms."""
+    cdef Py_ssize_t i
     if kind == POWER_NONE:
-        return total / divisor
-    if kind == POWER_ONE:
-        return total
-    if kind == POWER_TWO:
-        return sqrt(total)
-    return pow(total, 1.0 / power)
+        if ds == 1 and inv_step == 1:
+            for i in range(n):
+                dst[i] = <real_t>(acc[i] * (scale * inv[i]))
+        else:
+            for i in range(n):
+                dst[i * ds] = <real_t>(acc[i] * (scale * inv[i * inv_step]))
+    elif kind == POWER_ONE:
+        for i in range(n):
+            dst[i * ds] = <real_t>acc[i]
+    elif kind == POWER_TWO:
+        for i in range(n):
+            dst[i * ds] = <real_t>sqrt(acc[i])
+    else:
+        for i in range(n):
+            dst[i * ds] = <real_t>pow(acc[i], 1.0 / power)
 
 
 cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
-                    const double* div0, const double* div1, const double* div2,
+                    const double* inv0, const double* inv1, const double* inv2,
                     PowerKind kind, double power, double* buf, double* acc) noexcept nogil:
+    """Separable windowed sum of one item in float64, finished as avg or p-norm.
+
+    buf holds the item's padded positions [lo, hi) of axis 2 times nc, zero outside the input.
+    """
     cdef const int64_t* t0 = p.taps0 + 2 * it.i0
     cdef const int64_t* t1 = p.taps1 + 2 * it.i1
-    cdef const int64_t* t2
     cdef const real_t* src
     cdef const double* row
     cdef real_t* o
-    cdef double total, divisor = 1.0
-    cdef Py_ssize_t a, e, q, c, i2, j, nc = it.nc, span = it.hi - it.lo
-    for q in range(span * nc):
-        buf[q] = 0.0
+    cdef double* inside = buf + (it.rlo - it.lo) * it.nc
+    cdef double scale = 1.0
+    cdef Py_ssize_t a, e, q, c, i2, j, nc = it.nc, n = it.rhi - it.rlo, no = it.i2b - it.i2a
+    cdef bint first = True
+    cdef const real_t* pending = NULL
+    cdef const real_t* pending2 = NULL
+    _fill_padding(buf, it, <double>0.0)
     for a in range(t0[1]):
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
-                   + it.lo * p.xs3 + it.c0 * p.xs4)
-            if nc == 1:
-                _line_add(buf, src, span, p.xs3, kind, power)
+                   + it.rlo * p.xs3 + it.c0 * p.xs4)
+            if nc == 1 and kind == POWER_NONE and p.xs3 == 1:
+                # Contiguous rows are summed three per pass over the buffer.
+                if pending == NULL:
+                    pending = src
+                    continue
+                if pending2 == NULL:
+                    pending2 = src
+                    continue
+                _line_add_triple(inside, pending, pending2, src, n, first)
+                pending = pending2 = NULL
+            elif nc == 1:
+                _line_add(inside, src, n, p.xs3, kind, power, first)
             else:
-                for q in range(span):
-                    _line_add(buf + q * nc, src + q * p.xs3, nc, p.xs4, kind, power)
-    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2
-    for i2 in range(it.i2a, it.i2b):
-        t2 = p.taps2 + 2 * i2
-        row = buf + (t2[0] - it.lo) * nc
-        if kind == POWER_NONE:
-            divisor = div0[it.i0] * div1[it.i1] * div2[i2]
-        if nc == 1:
-            total = row[0]
-            for j in range(1, t2[1]):
-                total = total + row[j * p.d2]
-            o[i2 * p.os3] = <real_t>_finish(total, divisor, kind, power)
-        else:
+                for q in range(n):
+                    _line_add(inside + q * nc, src + q * p.xs3, nc, p.xs4, kind, power, first)
+            first = False
+    if pending2 != NULL:
+        _line_add_pair(inside, pending, pending2, n, first)
+    elif pending != NULL:
+        _line_add(inside, pending, n, 1, kind, power, first)
+    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
+    if kind == POWER_NONE:
+        scale = inv0[it.i0] * inv1[it.i1]
+    if nc == 1:
+        if kind == POWER_NONE and p.os3 == 1 and _window_avg(o, buf, no, p.k2, p.s2, p.d2, scale,
+                                                             inv2 + it.i2a):
+            return
+        _window_sums(acc, buf, no, p.k2, p.s2, p.d2)
+        _finish(o, p.os3, acc, no, kind, power, scale, inv2 + it.i2a, 1)
+    else:
+        for i2 in range(no):
+            row = buf + i2 * p.s2 * nc
             for c in range(nc):
                 acc[c] = row[c]
-            for j in range(1, t2[1]):
-                for c in range(nc):
-                    acc[c] += row[j * p.d2 * nc + c]
-            for c in range(nc):
-                o[i2 * p.os3 + (it.c0 + c) * p.os4] = <real_t>_finish(acc[c], divisor, kind, power)
+            for j in range(1, p.k2):
+                _line_sum(acc, row + j * p.d2 * nc, nc, 1)
+            _finish(o + i2 * p.os3, p.os4, acc, nc, kind, power, scale, inv2 + it.i2a + i2, 0)
 
 
 cdef _sum_pool(
@@ -461,20 +617,20 @@ cdef _sum_pool(
     const int64_t[:, ::1] taps0,
     const int64_t[:, ::1] taps1,
     const int64_t[:, ::1] taps2,
-    const int64_t[::1] dilation,
-    const double* div0,
-    const double* div1,
-    const double* div2,
+    const int64_t[:, ::1] windows,
+    const double* inv0,
+    const double* inv1,
+    const double* inv2,
     PowerKind kind,
     double power,
     int num_threads,
 ):
     cdef Plan p = _make_plan(x.shape, x.strides, sizeof(real_t), out.shape, out.strides,
-                             sizeof(real_t), taps0, taps1, taps2, dilation, num_threads)
+                             sizeof(real_t), taps0, taps1, taps2, windows, num_threads)
     cdef Py_ssize_t k, buf_bytes = _scratch_stride(p.span * p.block * sizeof(double))
-    cdef Py_ssize_t stride = buf_bytes + _scratch_stride(p.block * sizeof(double))
+    cdef Py_ssize_t stride = buf_bytes + _scratch_stride(max(p.block, p.ochunk) * sizeof(double))
     cdef char* scratch = <char*>malloc(stride * num_threads)
-    cdef char* mine
+    cdef char* mine = NULL
     cdef Item it
     cdef const real_t* xp = &x[0, 0, 0, 0, 0]
     cdef real_t* op = &out[0, 0, 0, 0, 0]
@@ -485,7 +641,7 @@ cdef _sum_pool(
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
                 it = _item(&p, k)
-                _sum_item(xp, op, &p, &it, div0, div1, div2, kind, power,
+                _sum_item(xp, op, &p, &it, inv0, inv1, inv2, kind, power,
                           <double*>mine, <double*>(mine + buf_bytes))
     finally:
         free(scratch)
@@ -497,14 +653,17 @@ def avg_pool(
     const int64_t[:, ::1] taps0,
     const int64_t[:, ::1] taps1,
     const int64_t[:, ::1] taps2,
-    const int64_t[::1] dilation,
-    const double[::1] div0,
-    const double[::1] div1,
-    const double[::1] div2,
+    const int64_t[:, ::1] windows,
+    const double[::1] inv0,
+    const double[::1] inv1,
+    const double[::1] inv2,
     int num_threads,
 ):
-    """out = sum over each window of x / (div0[i0] * div1[i1] * div2[i2]), summed in float64."""
-    _sum_pool(x, out, taps0, taps1, taps2, dilation, &div0[0], &div1[0], &div2[0], POWER_NONE,
+    """out = sum over each window of x * inv0[i0] * inv1[i1] * inv2[i2], summed in float64.
+
+    inv* are the inverse per-axis divisor factors.
+    """
+    _sum_pool(x, out, taps0, taps1, taps2, windows, &inv0[0], &inv1[0], &inv2[0], POWER_NONE,
               1.0, num_threads)
 
 
@@ -514,16 +673,16 @@ def lp_pool(
     const int64_t[:, ::1] taps0,
     const int64_t[:, ::1] taps1,
     const int64_t[:, ::1] taps2,
-    const int64_t[::1] dilation,
+    const int64_t[:, ::1] windows,
     double norm_type,
     int num_threads,
 ):
     """out = (sum over each window of |x| ** norm_type) ** (1 / norm_type), summed in float64."""
     cdef PowerKind kind = POWER_GENERAL
-    cdef double unused_divisor = 1.0  # LP has no divisor; _sum_item reads none for LP kinds
+    cdef double unused_divisor = 1.0  # LP has no divisor; _finish reads none for LP kinds
     if norm_type == 1.0:
         kind = POWER_ONE
     elif norm_type == 2.0:
         kind = POWER_TWO
-    _sum_pool(x, out, taps0, taps1, taps2, dilation, &unused_divisor, &unused_divisor,
+    _sum_pool(x, out, taps0, taps1, taps2, windows, &unused_divisor, &unused_divisor,
               &unused_divisor, kind, norm_type, num_threads)

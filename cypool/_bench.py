@@ -1,0 +1,436 @@
+"""`python -m cypool bench`: time cypool against NumPy, PyTorch and the memory roofline.
+
+Each row of the table is one :class:`Case`: an input builder and, per implementation, a *builder*
+``(inputs, threads) -> thunk`` that does the set-up (views, tensors, parameters) outside the
+timed region and returns a zero-argument callable that runs the operation once. New benchmark
+rows (backward, global, sequence pooling...) are new entries in :data:`CASES`, usually made by a
+small factory like :func:`window_case`.
+
+Roofline: the time to read every input byte and write every result byte once at the bandwidth of
+``np.copyto(dst, src)`` (``2 * nbytes / median time``, single-threaded, measured in the same run
+on an array of the case's input size). ``cy/roof`` is how far cypool is from that floor; since
+the copy runs on one thread, a multi-threaded kernel can come in under 1.
+
+Every time is the median over repeats after a warm-up call; each implementation's calls
+allocate their result, as a user's call does. NumPy baselines are slow, so they get fewer
+repeats (one, without warm-up, under ``--quick``).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+Inputs = tuple  # tuple[np.ndarray, ...]
+Thunk = Callable[[], Any]
+Builder = Callable[[Inputs, "int | None"], Thunk]
+
+# Pooled axes of each layout (the shape is given in memory order).
+LAYOUT_AXES = {
+    "NCL": (2,),
+    "NLC": (1,),
+    "NCHW": (2, 3),
+    "NHWC": (1, 2),
+    "NCDHW": (2, 3, 4),
+    "NDHWC": (1, 2, 3),
+}
+
+
+def is_channels_last(layout: str) -> bool:
+    return layout.endswith("C") and layout[1] != "C"
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the table.
+
+    ``make_inputs(rng)`` returns the input arrays; the first one's size is the size used for the
+    bandwidth measurement. ``cypool``, ``numpy`` and ``torch`` are builders
+    ``(inputs, threads) -> thunk`` (``numpy`` and ``torch`` may be None: no baseline). The torch
+    builder is only called when torch imports, and may import it at module level of the builder.
+    ``traffic(inputs, result)`` is the bytes the op must move: by default every input read once
+    plus the cypool result written once.
+    """
+
+    name: str
+    shape: tuple
+    layout: str
+    make_inputs: Callable[[np.random.Generator], Inputs]
+    cypool: Builder
+    numpy: Builder | None = None
+    torch: Builder | None = None
+    traffic: Callable[[Inputs, Any], int] | None = None
+    dtype: str = "float32"
+    tags: tuple = field(default_factory=tuple)
+
+    def bytes_moved(self, inputs: Inputs, result) -> int:
+        if self.traffic is not None:
+            return int(self.traffic(inputs, result))
+        return sum(a.nbytes for a in inputs) + _nbytes(result)
+
+
+def _nbytes(result) -> int:
+    if isinstance(result, np.ndarray):
+        return result.nbytes
+    if isinstance(result, (tuple, list)):
+        return sum(_nbytes(r) for r in result)
+    return 0
+
+
+def random_input(shape, dtype="float32") -> Callable[[np.random.Generator], Inputs]:
+    """An input builder: one array of standard normal values (random integers for int dtypes)."""
+
+    def make(rng: np.random.Generator) -> Inputs:
+        dt = np.dtype(dtype)
+        if dt.kind == "f":
+            if dt in (np.float32, np.float64):
+                x = rng.standard_normal(shape, dtype=dt)
+            else:
+                x = rng.standard_normal(shape, dtype=np.float32).astype(dt)
+        else:
+            info = np.iinfo(dt)
+            x = rng.integers(max(info.min, -100), min(info.max, 100), size=shape, dtype=dt, endpoint=True)
+        return (x,)
+
+    make.key = ("random", tuple(shape), np.dtype(dtype).str)  # equal keys: rows may share inputs
+    return make
+
+
+# ---------------------------------------------------------------------------------------------
+# Window pooling rows
+
+
+def _tuple(v, n):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+
+def numpy_window(x, op, kernel, stride, padding, axes, norm_type=None):
+    """Straightforward NumPy window pooling: reshape when windows tile the axes exactly, else
+    ``np.pad`` + ``sliding_window_view`` with the stride as a slice, reduced over the window
+    axes. Avg counts padded taps (``count_include_pad=True``)."""
+    nd = len(axes)
+    kernel, stride, padding = _tuple(kernel, nd), _tuple(stride, nd), _tuple(padding, nd)
+    if op == "max":
+        pad_value = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    else:
+        pad_value = 0
+    tiles = all(p == 0 and k == s and x.shape[a] % k == 0 for a, k, s, p in zip(axes, kernel, stride, padding))
+    if tiles:
+        shape, red = [], []
+        for a, n in enumerate(x.shape):
+            if a in axes:
+                k = kernel[axes.index(a)]
+                shape += [n // k, k]
+                red.append(len(shape) - 1)
+            else:
+                shape.append(n)
+        v, red = x.reshape(shape), tuple(red)
+    else:
+        if any(padding):
+            pads = [(0, 0)] * x.ndim
+            for a, p in zip(axes, padding):
+                pads[a] = (p, p)
+            x = np.pad(x, pads, constant_values=pad_value)
+        v = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=axes)
+        sl = [slice(None)] * v.ndim
+        for a, s in zip(axes, stride):
+            sl[a] = slice(None, None, s)
+        v = v[tuple(sl)]
+        red = tuple(range(x.ndim, x.ndim + nd))
+    if op == "max":
+        return v.max(axis=red)
+    if op == "avg":
+        return v.mean(axis=red)
+    if op == "lp":
+        if norm_type == 2:
+            return np.sqrt(np.square(v).sum(axis=red))
+        return (np.abs(v) ** norm_type).sum(axis=red) ** (1.0 / norm_type)
+    raise ValueError(f"op must be 'max', 'avg' or 'lp', got op={op!r}")
+
+
+def _torch_nc_view(torch, x: np.ndarray, layout: str):
+    """x as a torch tensor indexed N, C, *spatial (channels-last memory kept, no copy)."""
+    t = torch.from_numpy(x)
+    if is_channels_last(layout):
+        t = t.permute(0, t.ndim - 1, *range(1, t.ndim - 1))
+        fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.ndim)
+        if fmt is not None:
+            t = t.contiguous(memory_format=fmt)
+    return t
+
+
+def window_case(op, kernel, stride, padding, layout, shape, dtype="float32", norm_type=2):
+    """A forward window pooling row: cypool.{op}_pool over the layout's spatial axes, the NumPy
+    baseline of :func:`numpy_window` and ``torch.nn.functional.{op}_pool{d}d``."""
+    axes = LAYOUT_AXES[layout]
+    nd = len(axes)
+    k, s, p = _tuple(kernel, nd), _tuple(stride, nd), _tuple(padding, nd)
+    geom = "x".join(map(str, k)) + ("/" + "x".join(map(str, s)) if len(set(s)) > 1 else f"/{s[0]}")
+    if any(p):
+        geom += f" p{p[0]}" if len(set(p)) == 1 else " p" + "x".join(map(str, p))
+    name = f"{op}{'' if op != 'lp' else norm_type} {geom}"
+
+    def cy(inputs, threads):
+        import cypool
+
+        (x,) = inputs
+        if op == "lp":
+            return lambda: cypool.lp_pool(x, norm_type, k, s, p, axes=axes, num_threads=threads)
+        fn = cypool.max_pool if op == "max" else cypool.avg_pool
+        return lambda: fn(x, k, s, p, axes=axes, num_threads=threads)
+
+    def npy(inputs, threads):
+        (x,) = inputs
+        return lambda: numpy_window(x, op, k, s, p, axes, norm_type)
+
+    def tch(inputs, threads):
+        import torch
+        import torch.nn.functional as F
+
+        t = _torch_nc_view(torch, inputs[0], layout)
+        if op == "lp":
+            if any(p):
+                return None  # torch's lp_pool has no padding
+            fn = getattr(F, f"lp_pool{nd}d", None)
+            if fn is None:
+                return None
+            return lambda: fn(t, norm_type, k, s)
+        fn = getattr(F, f"{op}_pool{nd}d")
+        return lambda: fn(t, k, s, p)
+
+    torch_ok = np.dtype(dtype) != np.float16 or op == "max"
+    return Case(
+        name=name,
+        shape=tuple(shape),
+        layout=layout,
+        make_inputs=random_input(shape, dtype),
+        cypool=cy,
+        numpy=npy,
+        torch=tch if torch_ok else None,
+        dtype=dtype,
+        tags=("window", "forward", op),
+    )
+
+
+IMAGE_NCHW = (32, 64, 112, 112)
+IMAGE_NHWC = (32, 112, 112, 64)
+VOLUME_NCDHW = (8, 32, 32, 56, 56)
+
+
+def _window_cases() -> list[Case]:
+    rows = []
+    for layout, shape in (("NCHW", IMAGE_NCHW), ("NHWC", IMAGE_NHWC)):
+        rows += [
+            window_case("max", 3, 2, 1, layout, shape),
+            window_case("max", 2, 2, 0, layout, shape),
+            window_case("avg", 3, 1, 1, layout, shape),
+            window_case("avg", 2, 2, 0, layout, shape),
+        ]
+    rows.append(window_case("max", 2, 2, 0, "NCDHW", VOLUME_NCDHW))
+    return rows
+
+
+# The table, in order. Later work appends rows (backward, global, sequence pooling).
+CASES: list[Case] = _window_cases()
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+def median_time(fn: Thunk, repeats: int, warmup: int = 1, budget: float = math.inf) -> float:
+    """Median wall time of fn() over `repeats` calls after `warmup` calls; stops early (after at
+    least one timed call) once the timed calls have used `budget` seconds."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    spent = 0.0
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        result = fn()
+        dt = time.perf_counter() - t0
+        del result
+        times.append(dt)
+        spent += dt
+        if spent >= budget:
+            break
+    return statistics.median(times)
+
+
+def copy_bandwidth(nbytes: int, repeats: int) -> float:
+    """Bytes per second of np.copyto between two pre-touched arrays of `nbytes` (2 * nbytes
+    moved per copy)."""
+    src = np.ones(max(1, nbytes // 8), dtype=np.float64)
+    dst = np.zeros_like(src)
+    t = median_time(lambda: np.copyto(dst, src), repeats, warmup=2)
+    return 2 * src.nbytes / t
+
+
+@dataclass
+class Settings:
+    repeats: int
+    numpy_repeats: int
+    numpy_warmup: int
+    budget: float  # seconds of timed calls per measurement before stopping early
+    bandwidth_repeats: int
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> "Settings":
+        if quick:
+            return cls(repeats=5, numpy_repeats=1, numpy_warmup=0, budget=1.0, bandwidth_repeats=10)
+        return cls(repeats=15, numpy_repeats=5, numpy_warmup=1, budget=15.0, bandwidth_repeats=30)
+
+
+def _import_torch():
+    try:
+        import torch
+    except Exception:  # missing, or broken install: no torch column
+        return None
+    return torch
+
+
+# ---------------------------------------------------------------------------------------------
+# Table
+
+
+COLUMNS = (
+    ("case", 14, "<"),
+    ("layout", 6, "<"),
+    ("shape", 20, "<"),
+    ("cypool ms", 10, ">"),
+    ("numpy ms", 10, ">"),
+    ("torch ms", 10, ">"),
+    ("roof ms", 8, ">"),
+    ("cy/roof", 8, ">"),
+    ("np/cy", 7, ">"),
+    ("torch/cy", 8, ">"),
+)
+
+
+def _row(values) -> str:
+    return "  ".join(f"{str(v):{align}{width}}" for v, (_, width, align) in zip(values, COLUMNS)).rstrip()
+
+
+def _ms(t):
+    return "-" if t is None else f"{t * 1e3:.2f}"
+
+
+def _ratio(a, b):
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None) -> int:
+    """Print the benchmark table; `threads` goes to cypool's num_threads and torch."""
+    import cypool
+    from cypool import _openmp
+
+    if threads is not None and threads < 1:
+        print(f"bench: --threads must be >= 1, got {threads}")
+        return 2
+    cases = CASES if cases is None else list(cases)
+    settings = Settings.for_mode(quick)
+    torch = _import_torch()
+    effective_threads = threads if threads is not None else _openmp.max_threads()
+    rng = np.random.default_rng(0)
+
+    bandwidths: dict[int, float] = {}
+    for case in cases:
+        nbytes = math.prod(case.shape) * np.dtype(case.dtype).itemsize
+        if nbytes not in bandwidths:
+            bandwidths[nbytes] = copy_bandwidth(nbytes, settings.bandwidth_repeats)
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = os.cpu_count()
+    thread_note = f"{threads}" if threads is not None else f"{effective_threads} (OpenMP default)"
+    print(f"cypool {cypool.__version__} bench ({'quick' if quick else 'full'})")
+    print(
+        f"threads: {thread_note}; OpenMP: {_openmp.OPENMP_ENABLED}; "
+        f"CPUs: {os.cpu_count()} (usable {affinity}, OpenMP procs {_openmp.num_procs()})"
+    )
+    print(f"numpy {np.__version__}; torch {torch.__version__ if torch else 'not available'}")
+    for nbytes, bw in bandwidths.items():
+        print(f"bandwidth: {bw / 1e9:.1f} GB/s (np.copyto of {nbytes / 1e6:.1f} MB, 2*nbytes/median time)")
+    print(
+        f"medians of {settings.repeats} calls after a warm-up (numpy: {settings.numpy_repeats}"
+        f"{' without warm-up' if not settings.numpy_warmup else ''}); "
+        f"stops early after {settings.budget:g} s of timed calls; times in ms"
+    )
+    print()
+    print(_row([c[0] for c in COLUMNS]))
+    print(_row(["-" * c[1] for c in COLUMNS]), flush=True)
+
+    old_torch_threads = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(effective_threads)
+    cache_key, inputs = None, None
+    try:
+        for case in cases:
+            key = getattr(case.make_inputs, "key", case.make_inputs)
+            if key != cache_key:
+                inputs = None
+                gc.collect()
+                inputs = case.make_inputs(rng)
+                cache_key = key
+            nbytes = math.prod(case.shape) * np.dtype(case.dtype).itemsize
+
+            cy = case.cypool(inputs, threads)
+            result = cy()  # also the warm-up call
+            moved = case.bytes_moved(inputs, result)
+            del result
+            t_cy = median_time(cy, settings.repeats, warmup=0, budget=settings.budget)
+            del cy
+
+            t_np = None
+            if case.numpy is not None:
+                fn = case.numpy(inputs, threads)
+                if fn is not None:
+                    t_np = median_time(fn, settings.numpy_repeats, settings.numpy_warmup, settings.budget)
+                del fn
+
+            t_torch = None
+            if torch is not None and case.torch is not None:
+                fn = case.torch(inputs, effective_threads)
+                if fn is not None:
+                    with torch.inference_mode():
+                        t_torch = median_time(fn, settings.repeats, 1, settings.budget)
+                del fn
+
+            t_roof = moved / bandwidths[nbytes]
+            print(
+                _row(
+                    [
+                        case.name,
+                        case.layout,
+                        "(" + ",".join(map(str, case.shape)) + ")",
+                        _ms(t_cy),
+                        _ms(t_np),
+                        _ms(t_torch),
+                        _ms(t_roof),
+                        _ratio(t_cy, t_roof),
+                        _ratio(t_np, t_cy),
+                        _ratio(t_torch, t_cy),
+                    ]
+                ),
+                flush=True,
+            )
+            gc.collect()
+    finally:
+        inputs = None
+        if torch is not None:
+            torch.set_num_threads(old_torch_threads)
+    print()
+    print("cy/roof: cypool time / roofline time (1 = at the copy bandwidth); np/cy, torch/cy: speed-up of cypool")
+    return 0

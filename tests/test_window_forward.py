@@ -1,0 +1,512 @@
+"""Property and edge-case tests of cypool's window pooling forward (max, avg, lp) against the
+slow reference in ``reference.py``."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import cypool
+from reference import (
+    MAX_DTYPES,
+    avg_result_dtype,
+    ref_avg_pool,
+    ref_geometry,
+    ref_lp_pool,
+    ref_max_pool,
+)
+
+FLOAT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
+INT_DTYPES = tuple(d for d in MAX_DTYPES if d.kind in "iu")
+RTOL = {np.dtype("float16"): 1e-3, np.dtype("float32"): 1e-6, np.dtype("float64"): 1e-12}
+MAX_ELEMENTS = 2000
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# ================================================================================ strategies
+
+
+@st.composite
+def geometries(draw):
+    """A random valid-looking geometry: (shape, call kwargs, pooled-axis list as given)."""
+    ndim = draw(st.integers(1, 5))
+    naxes = draw(st.integers(1, min(3, ndim)))
+    axes = list(draw(st.permutations(range(ndim)))[:naxes])
+    axes = [a - ndim if draw(st.booleans()) else a for a in axes]
+    kmax = 4 if naxes < 3 else 3
+    span = {1: 12, 2: 6, 3: 3}[naxes]
+
+    ks, ss, ds = [], [], []
+    for _ in range(naxes):
+        k = draw(st.integers(1, kmax))
+        ks.append(k)
+        ds.append(draw(st.integers(1, 3)) if draw(st.integers(0, 2)) == 0 else 1)
+        ss.append(draw(st.integers(1, 4)))
+    exts = [d * (k - 1) + 1 for k, d in zip(ks, ds)]
+
+    form = draw(st.sampled_from(["int", "tuple", "pairs", "same", "valid", "default"]))
+    if form == "int":
+        p = draw(st.integers(0, min(e // 2 for e in exts)))
+        padding, pads = p, [(p, p)] * naxes
+    elif form == "tuple":
+        ps = [draw(st.integers(0, e // 2)) for e in exts]
+        padding, pads = tuple(ps), [(p, p) for p in ps]
+    elif form == "pairs":
+        pads = [(draw(st.integers(0, e // 2)), draw(st.integers(0, e // 2))) for e in exts]
+        padding = tuple(pads)
+    elif form == "same":
+        padding, pads = "same", None
+    elif form == "valid":
+        padding, pads = "valid", [(0, 0)] * naxes
+    else:
+        padding, pads = 0, [(0, 0)] * naxes
+
+    shape = [draw(st.integers(1, 4)) for _ in range(ndim)]
+    for i, a in enumerate(axes):
+        lo = 1 if pads is None else max(1, exts[i] - pads[i][0] - pads[i][1])
+        shape[a] = draw(st.integers(lo, lo + span))
+    assume(math.prod(shape) <= MAX_ELEMENTS)
+
+    kwargs = {}
+    # kernel_size: a tuple, or an int when axes are given and all kernels agree
+    use_axes = draw(st.booleans()) or sorted(a % ndim for a in axes) != list(
+        range(ndim - naxes, ndim)) or [a % ndim for a in axes] != sorted(a % ndim for a in axes)
+    if use_axes:
+        kwargs["axes"] = tuple(axes)
+    if use_axes and len(set(ks)) == 1 and draw(st.booleans()):
+        kwargs["kernel_size"] = ks[0]
+    else:
+        kwargs["kernel_size"] = tuple(ks)
+    if ss != ks or draw(st.booleans()):
+        kwargs["stride"] = ss[0] if len(set(ss)) == 1 and draw(st.booleans()) else tuple(ss)
+    if ds != [1] * naxes or draw(st.booleans()):
+        kwargs["dilation"] = ds[0] if len(set(ds)) == 1 and draw(st.booleans()) else tuple(ds)
+    if form != "default" or draw(st.booleans()):
+        kwargs["padding"] = padding
+    kwargs["ceil_mode"] = draw(st.booleans())
+    return tuple(shape), kwargs
+
+
+def _ref_kwargs(kwargs):
+    kw = dict(kwargs)
+    kw.setdefault("stride", None)
+    kw.setdefault("padding", 0)
+    kw.setdefault("dilation", 1)
+    kw.setdefault("axes", None)
+    return kw
+
+
+def _valid_geometry(shape, kwargs):
+    kw = _ref_kwargs(kwargs)
+    try:
+        geo = ref_geometry(shape, kw["kernel_size"], kw["stride"], kw["padding"],
+                           kw["dilation"], kw["axes"], kw["ceil_mode"])
+    except ValueError:
+        return None
+    return geo
+
+
+def _make_values(rng, shape, dtype, mode, for_average):
+    """Values of the given dtype; mode picks ties / random / special values."""
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    if dtype.kind == "f":
+        if mode == "ties":
+            v = rng.integers(-3, 4, size).astype(np.float64)
+        else:
+            v = rng.standard_normal(size) * 10
+        if mode == "special" and not for_average:
+            specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -np.inf])
+            mask = rng.random(size) < 0.2
+            v[mask] = rng.choice(specials, mask.sum())
+        return v.astype(dtype).reshape(shape)
+    info = np.iinfo(dtype)
+    if mode == "ties":
+        lo, hi = max(info.min, -3), 3
+    elif for_average:
+        # exact in float64 whatever the summation order
+        lo, hi = max(info.min, -(2 ** 40)), min(info.max, 2 ** 40)
+    else:
+        lo, hi = info.min, info.max
+    v = rng.integers(lo, hi, size, dtype=dtype, endpoint=True)
+    if mode == "special":
+        mask = rng.random(size) < 0.2
+        specials = [lo, hi]
+        if not for_average or dtype.itemsize <= 4:  # sums of these stay exact in float64
+            specials += [info.min, info.max]
+        v[mask] = rng.choice(np.array(specials, dtype=dtype), mask.sum())
+    return v.reshape(shape)
+
+
+def _garbage(dtype):
+    dtype = np.dtype(dtype)
+    return np.nan if dtype.kind == "f" else np.iinfo(dtype).max
+
+
+def _make_view(x, transforms, rng):
+    """A view holding the same values as ``x`` (except 'broadcast', which repeats a slice)
+    with strides of another kind; the reference is always computed on the view itself."""
+    for t in transforms:
+        if x.ndim == 0:
+            break
+        ax = int(rng.integers(x.ndim))
+        if t == "broadcast":
+            src = np.take(x, [0], axis=ax)
+            x = np.broadcast_to(src, x.shape)                       # zero stride, read-only
+        elif t == "flip":
+            x = np.flip(np.flip(x, ax).copy(), ax)                  # negative stride
+        elif t == "transpose":
+            perm = rng.permutation(x.ndim)
+            x = np.ascontiguousarray(x.transpose(perm)).transpose(np.argsort(perm))
+        elif t == "step":
+            big_shape = list(x.shape)
+            big_shape[ax] = 2 * big_shape[ax] + 1
+            big = np.full(big_shape, _garbage(x.dtype), dtype=x.dtype)
+            sl = [slice(None)] * x.ndim
+            sl[ax] = slice(1, None, 2)
+            big[tuple(sl)] = x
+            x = big[tuple(sl)]                                      # non-unit stride, offset
+    return x
+
+
+views = st.lists(st.sampled_from(["flip", "transpose", "step", "broadcast"]), max_size=2)
+value_modes = st.sampled_from(["random", "ties", "special"])
+seeds = st.integers(0, 2 ** 32 - 1)
+
+
+def _check_float_close(got, want, dtype, x):
+    rtol = RTOL.get(np.dtype(dtype), 1e-12)
+    scale = float(np.max(np.abs(x.astype(np.float64)))) if x.size else 1.0
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol,
+                               atol=rtol * max(scale, 1e-30))
+
+
+# ================================================================================ properties
+
+
+@settings(max_examples=700, **SETTINGS)
+@given(geometries(), st.sampled_from(MAX_DTYPES), value_modes, views, seeds)
+def test_max_pool_matches_reference(geom, dtype, mode, transforms, seed):
+    shape, kwargs = geom
+    assume(_valid_geometry(shape, kwargs) is not None)
+    rng = np.random.default_rng(seed)
+    x = _make_view(_make_values(rng, shape, dtype, mode, False), transforms, rng)
+    before = x.copy()
+    want_v, want_i = ref_max_pool(x, **_ref_kwargs(kwargs))
+
+    got_v, got_i = cypool.max_pool(x, **kwargs, return_indices=True)
+    assert got_v.dtype == x.dtype and got_i.dtype == np.int64
+    assert got_v.shape == want_v.shape and got_i.shape == want_i.shape
+    np.testing.assert_array_equal(got_v, want_v)
+    np.testing.assert_array_equal(got_i, want_i)
+    # NaN windows: the index must point at a NaN; max without indices gives the same values
+    got_only = cypool.max_pool(x, **kwargs)
+    np.testing.assert_array_equal(got_only, want_v)
+    np.testing.assert_array_equal(x, before)
+
+
+@settings(max_examples=600, **SETTINGS)
+@given(geometries(), st.sampled_from(MAX_DTYPES), value_modes, views, seeds,
+       st.booleans(), st.sampled_from([None, None, 1, 2, 3, 7, -2]))
+def test_avg_pool_matches_reference(geom, dtype, mode, transforms, seed, cip, divisor):
+    shape, kwargs = geom
+    assume(_valid_geometry(shape, kwargs) is not None)
+    rng = np.random.default_rng(seed)
+    x = _make_view(_make_values(rng, shape, dtype, mode, True), transforms, rng)
+    before = x.copy()
+    want = ref_avg_pool(x, **_ref_kwargs(kwargs), count_include_pad=cip,
+                        divisor_override=divisor)
+    got = cypool.avg_pool(x, **kwargs, count_include_pad=cip, divisor_override=divisor)
+    assert got.dtype == avg_result_dtype(x.dtype)
+    assert got.shape == want.shape
+    _check_float_close(got, want, x.dtype, x)
+    np.testing.assert_array_equal(x, before)
+
+
+@settings(max_examples=400, **SETTINGS)
+@given(geometries(), st.sampled_from(MAX_DTYPES), st.sampled_from(["random", "ties"]), views,
+       seeds, st.sampled_from([1, 2, 3, 4, 0.5, 1.5, 2.5, np.float32(3.0)]))
+def test_lp_pool_matches_reference(geom, dtype, mode, transforms, seed, p):
+    shape, kwargs = geom
+    assume(_valid_geometry(shape, kwargs) is not None)
+    rng = np.random.default_rng(seed)
+    x = _make_values(rng, shape, dtype, mode, True)
+    if x.dtype.kind in "iu":
+        x = np.clip(x, max(np.iinfo(x.dtype).min, -1000), 1000).astype(x.dtype)
+    x = _make_view(x, transforms, rng)
+    before = x.copy()
+    want = ref_lp_pool(x, p, **_ref_kwargs(kwargs))
+    got = cypool.lp_pool(x, p, **kwargs)
+    assert got.dtype == avg_result_dtype(x.dtype)
+    assert got.shape == want.shape
+    assert not np.isnan(got).any()
+    _check_float_close(got, want, x.dtype, x)
+    np.testing.assert_array_equal(x, before)
+
+
+# ================================================================================ edge cases
+
+
+@pytest.mark.parametrize(
+    "n, k, s, p, expected",
+    [(6, 1, 2, 0, 3), (32, 1, 2, 0, 16), (5, 2, 2, 1, 3), (5, 3, 3, 1, 2)],
+)
+@pytest.mark.parametrize("op", ["max", "avg", "lp"])
+def test_ceil_mode_output_size(n, k, s, p, expected, op):
+    x = np.arange(n, dtype=np.float64)[None, :]
+    if op == "max":
+        r = cypool.max_pool(x, (k,), (s,), p, ceil_mode=True)
+        np.testing.assert_array_equal(r, ref_max_pool(x, (k,), (s,), p, ceil_mode=True)[0])
+    elif op == "avg":
+        r = cypool.avg_pool(x, (k,), (s,), p, ceil_mode=True)
+        np.testing.assert_allclose(r, ref_avg_pool(x, (k,), (s,), p, ceil_mode=True))
+    else:
+        r = cypool.lp_pool(x, 2, (k,), (s,), p, ceil_mode=True)
+        np.testing.assert_allclose(r, ref_lp_pool(x, 2, (k,), (s,), p, ceil_mode=True))
+    assert r.shape == (1, expected)
+
+
+def test_ceil_mode_avg_divisor_excludes_overhang():
+    x = np.array([1, 2, 3, 4, 5], dtype=np.float32)
+    np.testing.assert_array_equal(cypool.avg_pool(x, (2,), ceil_mode=True), [1.5, 3.5, 5])
+    x = np.array([1, 2, 3, 4, 5, 6], dtype=np.float64)
+    # windows start at -1, 1, 3, 5; the last covers 5 (input), 6 (pad), 7 (past the padding)
+    np.testing.assert_array_equal(
+        cypool.avg_pool(x, (3,), (2,), 1, ceil_mode=True), [1, 3, 5, 3])
+    np.testing.assert_array_equal(
+        cypool.avg_pool(x, (3,), (2,), 1, ceil_mode=True, count_include_pad=False),
+        [1.5, 3, 5, 6])
+    np.testing.assert_array_equal(
+        cypool.avg_pool(x, (3,), (2,), 1, ceil_mode=True, divisor_override=2), [1.5, 4.5, 7.5, 3])
+    # 2-d: the corner window of a 3x3 image pooled 2x2 stride 2 in ceil mode holds one element
+    x = np.arange(9, dtype=np.float64).reshape(3, 3)
+    np.testing.assert_array_equal(cypool.avg_pool(x, (2, 2), ceil_mode=True),
+                                  [[2, 3.5], [6.5, 8]])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_max_nan_and_neg_inf(dtype):
+    nan, inf = np.nan, np.inf
+    x = np.array([[1, nan, 3, nan, -inf, -inf, -inf, 0],
+                  [-inf, -inf, -inf, -inf, nan, -inf, 2, nan]], dtype=dtype)
+    v, i = cypool.max_pool(x, (4,), return_indices=True)
+    np.testing.assert_array_equal(v, np.array([[nan, 0], [-inf, nan]], dtype=dtype))
+    np.testing.assert_array_equal(i, [[1, 7], [0, 4]])
+    v, i = cypool.max_pool(x, (3,), (1,), 1, return_indices=True)
+    wv, wi = ref_max_pool(x, (3,), (1,), 1)
+    np.testing.assert_array_equal(v, wv)
+    np.testing.assert_array_equal(i, wi)
+    assert np.isnan(x[0, i[0][np.isnan(v[0])]]).all()
+    # 2-d NaN after a larger value in scan order, and a window entirely -inf with padding
+    x = np.array([[5, -inf], [nan, -inf]], dtype=dtype)
+    v, i = cypool.max_pool(x, (2, 2), return_indices=True)
+    np.testing.assert_array_equal(v, np.array([[nan]], dtype=dtype))
+    np.testing.assert_array_equal(i, [[2]])
+    x = np.full((2, 2), -inf, dtype=dtype)
+    v, i = cypool.max_pool(x, (3, 3), (1, 1), 1, return_indices=True)
+    np.testing.assert_array_equal(v, np.full((2, 2), -inf, dtype=dtype))
+    np.testing.assert_array_equal(i, [[0, 0], [0, 0]])
+    v, i = cypool.max_pool(x, (2, 2), (1, 1), ((1, 0), (0, 1)), return_indices=True)
+    np.testing.assert_array_equal(i, [[0, 1], [0, 1]])
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_max_integer_padding_with_dtype_min(dtype):
+    lo = np.iinfo(dtype).min
+    x = np.full((2, 3), lo, dtype=dtype)
+    v, i = cypool.max_pool(x, (3, 3), (1, 1), 1, return_indices=True)
+    assert v.dtype == dtype
+    np.testing.assert_array_equal(v, np.full((2, 3), lo, dtype=dtype))
+    np.testing.assert_array_equal(i, [[0, 0, 1], [0, 0, 1]])
+    assert ((i >= 0) & (i < x.size)).all()
+    x = np.full((1, 4), lo, dtype=dtype)
+    v, i = cypool.max_pool(x, (3,), (2,), "same", ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(v, [[lo, lo]])
+    np.testing.assert_array_equal(i, ref_max_pool(x, (3,), (2,), "same", ceil_mode=True)[1])
+
+
+@pytest.mark.parametrize("op", ["max", "avg", "lp"])
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+def test_empty_batch(op, dtype):
+    x = np.zeros((0, 3, 5, 2), dtype=dtype)
+    kw = dict(axes=(1, 2), padding=1)
+    if op == "max":
+        v, i = cypool.max_pool(x, (2, 3), return_indices=True, **kw)
+        assert v.shape == i.shape == (0, 2, 2, 2)
+        assert v.dtype == dtype and i.dtype == np.int64
+        r = cypool.max_pool(x, (2, 3), **kw)
+    elif op == "avg":
+        r = cypool.avg_pool(x, (2, 3), **kw)
+    else:
+        r = cypool.lp_pool(x, 2, (2, 3), **kw)
+    assert r.shape == (0, 2, 2, 2)
+    assert r.dtype == (dtype if op == "max" else avg_result_dtype(dtype))
+    # zero-size batch axis after the pooled ones, through an alias
+    x = np.zeros((2, 4, 0), dtype=dtype)
+    r = cypool.max_pool1d(x, 2, channels_last=True) if op == "max" else \
+        cypool.avg_pool1d(x, 2, channels_last=True)
+    assert r.shape == (2, 2, 0)
+
+
+def test_read_only_input_is_never_modified():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 7, 6)).astype(np.float32)
+    x.setflags(write=False)
+    keep = x.copy()
+    v, i = cypool.max_pool(x, (3, 2), (2, 2), 1, return_indices=True, axes=(1, 2))
+    wv, wi = ref_max_pool(x, (3, 2), (2, 2), 1, axes=(1, 2))
+    np.testing.assert_array_equal(v, wv)
+    np.testing.assert_array_equal(i, wi)
+    np.testing.assert_allclose(cypool.avg_pool(x, (3, 2), axes=(2, 1)),
+                               ref_avg_pool(x, (3, 2), axes=(2, 1)), rtol=1e-6)
+    np.testing.assert_allclose(cypool.lp_pool(x, 3, (3, 2), axes=(2, 1)),
+                               ref_lp_pool(x, 3, (3, 2), axes=(2, 1)), rtol=1e-6)
+    np.testing.assert_array_equal(x, keep)
+    # float16 and int inputs go through conversions: still untouched
+    for arr in (x.astype(np.float16), (x * 10).astype(np.int8)):
+        arr.setflags(write=False)
+        keep = arr.copy()
+        cypool.max_pool(arr, (2, 2))
+        cypool.avg_pool(arr, (2, 2))
+        cypool.lp_pool(arr, 2, (2, 2))
+        np.testing.assert_array_equal(arr, keep)
+
+
+def test_list_input_is_accepted():
+    v = cypool.max_pool([[1, 5, 2, 0]], (2,))
+    np.testing.assert_array_equal(v, [[5, 2]])
+    np.testing.assert_array_equal(cypool.avg_pool([[1.0, 5, 2, 0]], (2,)), [[3, 1]])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.uint8])
+def test_out_argument(dtype):
+    rng = np.random.default_rng(1)
+    x = _make_values(rng, (2, 9, 8), dtype, "random", True)
+    kw = dict(kernel_size=(3, 2), stride=(2, 3), padding=((1, 1), (1, 0)), axes=(1, 2))
+    shape = (2, 5, 3)
+
+    # max, values only: a transposed out
+    out = np.empty(shape[::-1], dtype=dtype).T
+    r = cypool.max_pool(x, **kw, out=out)
+    assert r is out
+    wv, wi = ref_max_pool(x, **kw)
+    np.testing.assert_array_equal(out, wv)
+
+    # max with indices: a (values, indices) pair of strided arrays
+    vals = np.empty((2, 10, 3), dtype=dtype)[:, ::2, :]
+    idx = np.full((2, 5, 6), -7, dtype=np.int64)[:, :, ::-2]
+    rv, ri = cypool.max_pool(x, **kw, return_indices=True, out=(vals, idx))
+    assert rv is vals and ri is idx
+    np.testing.assert_array_equal(vals, wv)
+    np.testing.assert_array_equal(idx, wi)
+
+    # avg / lp into a transposed out of the result dtype
+    rdt = avg_result_dtype(dtype)
+    out = np.empty((3, 2, 5), dtype=rdt).transpose(1, 2, 0)
+    r = cypool.avg_pool(x, **kw, count_include_pad=False, out=out)
+    assert r is out
+    _check_float_close(out, ref_avg_pool(x, **kw, count_include_pad=False), dtype, x)
+    out = np.empty((3, 5, 2), dtype=rdt).T
+    r = cypool.lp_pool(x, 2, **kw, out=out)
+    assert r is out
+    _check_float_close(out, ref_lp_pool(x, 2, **kw), dtype, x)
+
+    # out given to an alias
+    out = np.empty((2, 5, 3), dtype=rdt)
+    r = cypool.avg_pool2d(x, (3, 2), (2, 3), ((1, 1), (1, 0)), out=out)
+    assert r is out
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64, np.uint16])
+def test_num_threads_identical(dtype):
+    rng = np.random.default_rng(2)
+    x = _make_values(rng, (4, 3, 40, 33), dtype, "ties", True)
+    kw = dict(kernel_size=(3, 3), stride=(2, 1), padding=1, ceil_mode=True)
+    r1 = cypool.max_pool(x, **kw, return_indices=True, num_threads=1)
+    r2 = cypool.max_pool(x, **kw, return_indices=True, num_threads=2)
+    rn = cypool.max_pool(x, **kw, return_indices=True)
+    for a, b, c in zip(r1, r2, rn):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    a1 = cypool.avg_pool(x, **kw, count_include_pad=False, num_threads=1)
+    a2 = cypool.avg_pool(x, **kw, count_include_pad=False, num_threads=2)
+    np.testing.assert_array_equal(a1, a2)
+    l1 = cypool.lp_pool(x, 2, **kw, num_threads=1)
+    l2 = cypool.lp_pool(x, 2, **kw, num_threads=2)
+    np.testing.assert_array_equal(l1, l2)
+    # spot-check against the reference on one (batch, channel) slice
+    wv, wi = ref_max_pool(x[1, 2], **kw)
+    np.testing.assert_array_equal(r1[0][1, 2], wv)
+    np.testing.assert_array_equal(r1[1][1, 2], wi)
+
+
+# ================================================================================ aliases
+
+
+def _alias_input(rank, channels_last, dtype=np.float32, seed=3):
+    rng = np.random.default_rng(seed)
+    spatial = {1: (9,), 2: (7, 6), 3: (5, 4, 6)}[rank]
+    shape = (2, 3) + spatial
+    x = _make_values(rng, shape, dtype, "ties", False)
+    if channels_last:
+        x = np.moveaxis(x, 1, -1)           # N, *spatial, C (a non-contiguous view)
+        axes = tuple(range(1, rank + 1))
+    else:
+        axes = tuple(range(2, rank + 2))
+    return x, axes
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_aliases(rank, channels_last):
+    fn = getattr(cypool, f"max_pool{rank}d")
+    x, axes = _alias_input(rank, channels_last)
+    # int kernel_size, default stride
+    v = fn(x, 2, channels_last=channels_last)
+    np.testing.assert_array_equal(v, ref_max_pool(x, (2,) * rank, axes=axes)[0])
+    # every positional argument: stride, padding, dilation, ceil_mode, return_indices
+    k = (3, 2, 2)[:rank]
+    v, i = fn(x, k, 2, 1, 1, True, True, channels_last=channels_last)
+    wv, wi = ref_max_pool(x, k, 2, 1, 1, axes=axes, ceil_mode=True)
+    np.testing.assert_array_equal(v, wv)
+    np.testing.assert_array_equal(i, wi)
+    v, i = fn(x, 2, 1, 0, 2, return_indices=True, channels_last=channels_last)
+    wv, wi = ref_max_pool(x, 2, 1, 0, 2, axes=axes)
+    np.testing.assert_array_equal(v, wv)
+    np.testing.assert_array_equal(i, wi)
+    # same as the generic function with explicit axes
+    np.testing.assert_array_equal(fn(x, 2, channels_last=channels_last),
+                                  cypool.max_pool(x, 2, axes=axes))
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_pool_aliases(rank, channels_last):
+    fn = getattr(cypool, f"avg_pool{rank}d")
+    x, axes = _alias_input(rank, channels_last, np.float64)
+    r = fn(x, 2, channels_last=channels_last)
+    np.testing.assert_allclose(r, ref_avg_pool(x, (2,) * rank, axes=axes), rtol=1e-12)
+    k = (3, 2, 3)[:rank]
+    # positional: stride, padding, ceil_mode, count_include_pad, divisor_override
+    r = fn(x, k, 2, 1, True, False, None, channels_last=channels_last)
+    np.testing.assert_allclose(
+        r, ref_avg_pool(x, k, 2, 1, axes=axes, ceil_mode=True, count_include_pad=False),
+        rtol=1e-12)
+    r = fn(x, k, 2, 1, True, True, 5, channels_last=channels_last)
+    np.testing.assert_allclose(
+        r, ref_avg_pool(x, k, 2, 1, axes=axes, ceil_mode=True, divisor_override=5), rtol=1e-12)
+    r = fn(x, 3, 1, 1, channels_last=channels_last)
+    np.testing.assert_allclose(r, ref_avg_pool(x, 3, 1, 1, axes=axes), rtol=1e-12)
+
+
+def test_alias_on_minimal_ndim():
+    x = np.arange(10.0)
+    np.testing.assert_array_equal(cypool.max_pool1d(x, 2), [1, 3, 5, 7, 9])
+    np.testing.assert_array_equal(cypool.avg_pool1d(x, 5), [2, 7])
+    x = np.arange(12.0).reshape(6, 2)               # (L, C)
+    np.testing.assert_array_equal(cypool.max_pool1d(x, 3, channels_last=True),
+                                  [[4, 5], [10, 11]])
+    x = np.arange(16.0).reshape(4, 4)
+    np.testing.assert_array_equal(cypool.max_pool2d(x, 2), [[5, 7], [13, 15]])

@@ -11,6 +11,7 @@ Environment:
 
 import json
 import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,13 @@ COMPILER_DIRECTIVES = {
     "embedsignature": True,
 }
 
-EXTENSIONS = ["_openmp", "_window_kernels"]
+# module name -> source; "_avx2" modules are the same kernels compiled for AVX2 and are chosen
+# at run time (cypool/_kernels.py) only on CPUs that have it.
+EXTENSIONS = {
+    "_runtime": "cypool/_runtime.pyx",
+    "_window_kernels": "cypool/_window_kernels.pyx",
+    "_window_kernels_avx2": "cypool/_window_kernels_avx2.pyx",
+}
 
 
 def _env_flag(name):
@@ -125,16 +132,31 @@ class BuildExt(build_ext):
             json.dump(config, f)
 
 
+def _builds_avx2():
+    """AVX2 variants are built for x86-64 with gcc or clang; elsewhere only the baseline."""
+    machine = platform.machine().lower()
+    return machine in ("x86_64", "amd64") and sys.platform != "win32"
+
+
 def _extensions():
-    exts = [
-        Extension(
-            f"cypool.{name}",
-            [f"cypool/{name}.pyx"],
-            include_dirs=[numpy.get_include()],
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+    exts = []
+    for name, source in EXTENSIONS.items():
+        extra = []
+        if name.endswith("_avx2"):
+            if not _builds_avx2():
+                continue
+            # No -mfma: without contraction the AVX2 kernels round exactly as the baseline.
+            extra = ["-mavx2"]
+        exts.append(
+            Extension(
+                f"cypool.{name}",
+                [source],
+                include_dirs=[numpy.get_include()],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+                extra_compile_args=extra,
+                depends=["cypool/_window_impl.pxi", "cypool/_openmp.pxd"],
+            )
         )
-        for name in EXTENSIONS
-    ]
     # The generated C does not depend on the OpenMP setting (Cython guards its pragmas with
     # #ifdef _OPENMP), so cythonize's cache is safe to share between both kinds of build.
     return cythonize(

@@ -292,6 +292,23 @@ class Settings:
         return cls(repeats=15, numpy_repeats=5, numpy_warmup=1, budget=15.0, bandwidth_repeats=30)
 
 
+def _runtime_module():
+    """cypool's OpenMP facts module (``_runtime``; ``_openmp`` in older builds)."""
+    try:
+        from cypool import _runtime
+    except ImportError:
+        from cypool import _openmp as _runtime
+    return _runtime
+
+
+def _kernel_isa() -> str | None:
+    try:
+        from cypool import _kernels
+    except ImportError:
+        return None
+    return getattr(_kernels, "ISA", None)
+
+
 def _import_torch():
     try:
         import torch
@@ -333,15 +350,15 @@ def _ratio(a, b):
 def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None) -> int:
     """Print the benchmark table; `threads` goes to cypool's num_threads and torch."""
     import cypool
-    from cypool import _openmp
 
+    runtime = _runtime_module()
     if threads is not None and threads < 1:
         print(f"bench: --threads must be >= 1, got {threads}")
         return 2
     cases = CASES if cases is None else list(cases)
     settings = Settings.for_mode(quick)
     torch = _import_torch()
-    effective_threads = threads if threads is not None else _openmp.max_threads()
+    effective_threads = threads if threads is not None else runtime.max_threads()
     rng = np.random.default_rng(0)
 
     bandwidths: dict[int, float] = {}
@@ -357,9 +374,12 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
     thread_note = f"{threads}" if threads is not None else f"{effective_threads} (OpenMP default)"
     print(f"cypool {cypool.__version__} bench ({'quick' if quick else 'full'})")
     print(
-        f"threads: {thread_note}; OpenMP: {_openmp.OPENMP_ENABLED}; "
-        f"CPUs: {os.cpu_count()} (usable {affinity}, OpenMP procs {_openmp.num_procs()})"
+        f"threads: {thread_note}; OpenMP: {runtime.OPENMP_ENABLED}; "
+        f"CPUs: {os.cpu_count()} (usable {affinity}, OpenMP procs {runtime.num_procs()})"
     )
+    isa = _kernel_isa()
+    if isa is not None:
+        print(f"kernels: {isa}")
     print(f"numpy {np.__version__}; torch {torch.__version__ if torch else 'not available'}")
     for nbytes, bw in bandwidths.items():
         print(f"bandwidth: {bw / 1e9:.1f} GB/s (np.copyto of {nbytes / 1e6:.1f} MB, 2*nbytes/median time)")

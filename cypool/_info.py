@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cypool import _openmp
+from cypool import _kernels, _runtime
 from cypool._dtypes import ORDER_DTYPES
 from cypool._version import __version__
 
@@ -10,10 +10,11 @@ from cypool._version import __version__
 def build_info() -> dict:
     return {
         "version": __version__,
-        "OpenMP": _openmp.OPENMP_ENABLED,
-        "max threads": _openmp.max_threads(),
+        "OpenMP": _runtime.OPENMP_ENABLED,
+        "max threads": _runtime.max_threads(),
         "dtypes": ", ".join(d.name for d in ORDER_DTYPES),
-        "compiler": _openmp.COMPILER,
+        "compiler": _runtime.COMPILER,
+        "kernels": _kernels.ISA,
     }
 
 

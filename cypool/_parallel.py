@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cypool import _openmp
+from cypool import _runtime
 from cypool._errors import ParameterTypeError
 
 # Below this many bytes touched a call runs on one thread: on a 2-core machine OpenMP's start-up
@@ -26,7 +26,7 @@ def resolve_num_threads(num_threads, work_bytes: int) -> int:
     """Threads for one kernel call: the caller's request, else OpenMP's current maximum,
     then one thread for small work."""
     requested = check_num_threads(num_threads)
-    threads = _openmp.max_threads() if requested is None else requested
+    threads = _runtime.max_threads() if requested is None else requested
     if work_bytes < PARALLEL_MIN_BYTES:
         return 1
     return max(1, threads)

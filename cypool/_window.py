@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cypool import _window_kernels
+from cypool._kernels import window as _window_kernels
 from cypool._dtypes import ORDER_DTYPES, average_dtypes, as_array, order_compute_dtype
 from cypool._errors import ParameterTypeError
 from cypool._geometry import (

@@ -1,0 +1,725 @@
+# Window pooling forward kernels, included by _window_kernels.pyx (baseline ISA) and
+# _window_kernels_avx2.pyx (compiled with -mavx2, chosen at run time by cypool._kernels).
+#
+# Window pooling forward kernels over the 5-d geometry ``(outer, n0, n1, n2, inner)``.
+#
+# Shapes, padding and divisors are resolved in Python (``cypool._geometry``): the kernels receive,
+# per padded pooled axis, a table of (first in-bounds tap position, in-bounds tap count) for every
+# output position, and each axis's (kernel, stride, dilation, leading pad).
+#
+# A work item is one output row ``(outer, i0, i1)``, one block of the inner axis and one chunk of
+# output positions along axis 2. Its row pass reduces the in-bounds input rows ``(p0, p1)``
+# elementwise into a thread-local buffer of shape ``(span, block)``: contiguous loops that gcc
+# vectorises, for channels-first (``block == 1``, along n2) and channels-last (along inner) alike.
+# Its column pass then reduces that buffer along axis 2 with the stride and dilation of axis 2;
+# the buffer's positions outside the input (padding, ceil-mode overhang) hold the reduction's
+# neutral value, so every window has the same k2 taps and the pass is uniform and vectorised.
+#
+# Max kernels compare with a plain ``v > m``, which vectorises, and raise a per-item NaN flag
+# beside it; an item that read a NaN is redone by the exact scan that also serves
+# ``return_indices`` (first maximum wins, a NaN wins and propagates).
+
+
+from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY, pow, sqrt
+from libc.stdint cimport (
+    int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
+)
+from libc.stdlib cimport free, malloc
+
+from cypool._openmp cimport CYPOOL_OPENMP_ENABLED, omp_get_thread_num
+
+# Whether this module was compiled with OpenMP; it must agree with cypool._runtime.
+OPENMP_ENABLED = bool(CYPOOL_OPENMP_ENABLED)
+
+ctypedef fused order_t:
+    float
+    double
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+    uint8_t
+    uint16_t
+    uint32_t
+    uint64_t
+
+ctypedef fused real_t:
+    float
+    double
+
+cdef enum:
+    # Thread-local row buffers are kept within this many bytes (L1-sized: an L2-sized buffer
+    # made channels-last avg 25% slower) by splitting axis 2 into chunks, and the inner axis into
+    # blocks when one window alone would not fit.
+    SCRATCH_BYTES = 16384
+    CACHE_LINE = 64
+
+cdef enum PowerKind:
+    POWER_NONE = 0      # avg: sum x
+    POWER_ONE = 1       # lp, p == 1: sum |x|
+    POWER_TWO = 2       # lp, p == 2: sum x*x
+    POWER_GENERAL = 3   # lp: sum |x|**p
+
+
+cdef struct Plan:
+    Py_ssize_t o0, o1, o2
+    Py_ssize_t n1, n2
+    Py_ssize_t block, nblocks, inner
+    Py_ssize_t ochunk, nchunks
+    Py_ssize_t nitems
+    Py_ssize_t span        # buffered positions along axis 2 of the longest chunk
+    Py_ssize_t xs0, xs1, xs2, xs3, xs4
+    Py_ssize_t os0, os1, os2, os3, os4
+    Py_ssize_t is0, is1, is2, is3, is4
+    Py_ssize_t d0, d1, d2
+    Py_ssize_t k2, s2, pad2  # axis 2's kernel, stride and leading pad, for the column pass
+    const int64_t* taps0
+    const int64_t* taps1
+    const int64_t* taps2
+
+
+cdef struct Item:
+    Py_ssize_t b, i0, i1, c0, nc
+    Py_ssize_t i2a, i2b    # output positions [i2a, i2b) along axis 2
+    Py_ssize_t lo, hi      # the padded input positions [lo, hi) their windows cover
+    Py_ssize_t rlo, rhi    # the part of [lo, hi) inside the input
+
+
+cdef Plan _make_plan(
+    Py_ssize_t* xshape, Py_ssize_t* xstrides, Py_ssize_t xitem,
+    Py_ssize_t* oshape, Py_ssize_t* ostrides, Py_ssize_t oitem,
+    const int64_t[:, ::1] taps0, const int64_t[:, ::1] taps1, const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows, Py_ssize_t buffer_item, int num_threads,
+):
+    """Per-call constants. `windows` holds (kernel, stride, dilation, pad_before) per axis;
+    buffer_item is the byte size of the row buffer's elements."""
+    cdef Plan p
+    cdef Py_ssize_t nrows, i
+    p.o0, p.o1, p.o2 = oshape[1], oshape[2], oshape[3]
+    p.n1, p.n2 = xshape[2], xshape[3]
+    p.inner = xshape[4]
+    p.xs0, p.xs1, p.xs2, p.xs3, p.xs4 = [xstrides[i] // xitem for i in range(5)]
+    p.os0, p.os1, p.os2, p.os3, p.os4 = [ostrides[i] // oitem for i in range(5)]
+    p.is0 = p.is1 = p.is2 = p.is3 = p.is4 = 0
+    p.d0, p.d1, p.d2 = windows[0, 2], windows[1, 2], windows[2, 2]
+    p.k2, p.s2, p.pad2 = windows[2, 0], windows[2, 1], windows[2, 3]
+    p.taps0, p.taps1, p.taps2 = &taps0[0, 0], &taps1[0, 0], &taps2[0, 0]
+
+    # Inner blocks: a whole window's positions fit the buffer, and every thread has work.
+    cdef Py_ssize_t elements = SCRATCH_BYTES // buffer_item
+    cdef Py_ssize_t extent2 = (p.k2 - 1) * p.d2 + 1
+    nrows = oshape[0] * p.o0 * p.o1
+    p.block = p.inner
+    if p.block > 1 and p.block * extent2 > elements:
+        p.block = max(16, elements // extent2)
+    while p.block > 16 and nrows * ((p.inner + p.block - 1) // p.block) < 4 * num_threads:
+        p.block = (p.block + 1) // 2
+    p.block = min(p.block, p.inner)
+    p.nblocks = (p.inner + p.block - 1) // p.block
+
+    # Chunks of axis 2: as many outputs as keep the buffered span within the budget.
+    p.ochunk = p.o2
+    if ((p.o2 - 1) * p.s2 + extent2) * p.block > elements:
+        p.ochunk = max(1, (elements // p.block - extent2) // p.s2 + 1)
+    p.nchunks = (p.o2 + p.ochunk - 1) // p.ochunk
+    p.span = (p.ochunk - 1) * p.s2 + extent2
+    p.nitems = nrows * p.nblocks * p.nchunks
+    return p
+
+
+cdef inline Item _item(const Plan* p, Py_ssize_t k) noexcept nogil:
+    """Decode work item k; chunks vary fastest so neighbouring items touch neighbouring memory."""
+    cdef Item it
+    cdef Py_ssize_t ch, cb
+    ch = k % p.nchunks
+    k = k // p.nchunks
+    cb = k % p.nblocks
+    k = k // p.nblocks
+    it.i1 = k % p.o1
+    k = k // p.o1
+    it.i0 = k % p.o0
+    it.b = k // p.o0
+    it.c0 = cb * p.block
+    it.nc = min(p.block, p.inner - it.c0)
+    it.i2a = ch * p.ochunk
+    it.i2b = min(it.i2a + p.ochunk, p.o2)
+    it.lo = it.i2a * p.s2 - p.pad2
+    it.hi = (it.i2b - 1) * p.s2 - p.pad2 + (p.k2 - 1) * p.d2 + 1
+    it.rlo = max(it.lo, 0)
+    it.rhi = min(it.hi, p.n2)
+    return it
+
+
+cdef inline Py_ssize_t _scratch_stride(Py_ssize_t nbytes) noexcept:
+    """Per-thread scratch bytes rounded to whole cache lines (no false sharing)."""
+    return (nbytes + CACHE_LINE - 1) // CACHE_LINE * CACHE_LINE
+
+
+cdef inline order_t _lowest(order_t dummy) noexcept nogil:
+    """The value no max comparison picks over a real one: the buffer's padding."""
+    if order_t is float or order_t is double:
+        return -INFINITY
+    elif order_t is int8_t:
+        return -128
+    elif order_t is int16_t:
+        return -32768
+    elif order_t is int32_t:
+        return -2147483647 - 1
+    elif order_t is int64_t:
+        return -9223372036854775807 - 1
+    else:
+        return 0
+
+
+cdef inline void _fill_padding(order_t* buf, const Item* it, order_t value) noexcept nogil:
+    """Set the buffer's positions outside the input (padding, ceil overhang) to `value`."""
+    cdef Py_ssize_t q
+    for q in range((it.rlo - it.lo) * it.nc):
+        buf[q] = value
+    for q in range((it.rhi - it.lo) * it.nc, (it.hi - it.lo) * it.nc):
+        buf[q] = value
+
+
+# ----------------------------------------------------------------------------------------------
+# Elementwise line primitives: dst[i] (contiguous) op= src[i * s]. Strides 1 and 2 get loops of
+# their own so that gcc vectorises them; the max primitives return whether they read a NaN
+# (never, for integers), an OR kept apart from the compare so the max stays vectorisable.
+
+cdef inline bint _line_copy(order_t* dst, const order_t* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef order_t v
+    cdef int nan = 0
+    if s == 1:
+        for i in range(n):
+            v = src[i]
+            dst[i] = v
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    elif s == 2:
+        for i in range(n):
+            v = src[2 * i]
+            dst[i] = v
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    else:
+        for i in range(n):
+            v = src[i * s]
+            dst[i] = v
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    return nan
+
+
+cdef inline bint _line_max(order_t* dst, const order_t* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef order_t v, m
+    cdef int nan = 0
+    if s == 1:
+        for i in range(n):
+            v = src[i]
+            m = dst[i]
+            dst[i] = v if v > m else m
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    elif s == 2:
+        for i in range(n):
+            v = src[2 * i]
+            m = dst[i]
+            dst[i] = v if v > m else m
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    else:
+        for i in range(n):
+            v = src[i * s]
+            m = dst[i]
+            dst[i] = v if v > m else m
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    return nan
+
+
+cdef inline void _line_store(order_t* dst, Py_ssize_t s, const order_t* src, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    if s == 1:
+        for i in range(n):
+            dst[i] = src[i]
+    else:
+        for i in range(n):
+            dst[i * s] = src[i]
+
+
+cdef inline void _line_sum(double* dst, const double* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    cdef Py_ssize_t i
+    if s == 1:
+        for i in range(n):
+            dst[i] += src[i]
+    elif s == 2:
+        for i in range(n):
+            dst[i] += src[2 * i]
+    else:
+        for i in range(n):
+            dst[i] += src[i * s]
+
+
+cdef inline void _line_add(double* dst, const real_t* src, Py_ssize_t n, Py_ssize_t s,
+                           PowerKind kind, double power, bint assign) noexcept nogil:
+    """dst[i] (= or +=) f(src[i * s]), f the identity, |.|, square or |.| ** power, in float64."""
+    cdef Py_ssize_t i
+    cdef double v
+    if kind == POWER_NONE and s == 1:
+        if assign:
+            for i in range(n):
+                dst[i] = <double>src[i]
+        else:
+            for i in range(n):
+                dst[i] += <double>src[i]
+        return
+    if assign:
+        for i in range(n):
+            dst[i] = 0.0
+    if kind == POWER_NONE:
+        for i in range(n):
+            dst[i] += <double>src[i * s]
+    elif kind == POWER_ONE:
+        for i in range(n):
+            v = <double>src[i * s]
+            dst[i] += v if v >= 0 else -v
+    elif kind == POWER_TWO:
+        for i in range(n):
+            v = <double>src[i * s]
+            dst[i] += v * v
+    else:
+        for i in range(n):
+            v = <double>src[i * s]
+            dst[i] += pow(v if v >= 0 else -v, power)
+
+
+cdef inline void _line_add_pair(double* dst, const real_t* a, const real_t* b, Py_ssize_t n,
+                                bint assign) noexcept nogil:
+    """dst[i] (= or +=) a[i] + b[i] in float64: two contiguous rows per pass over dst."""
+    cdef Py_ssize_t i
+    if assign:
+        for i in range(n):
+            dst[i] = <double>a[i] + <double>b[i]
+    else:
+        for i in range(n):
+            dst[i] += <double>a[i] + <double>b[i]
+
+
+cdef inline void _line_add_triple(double* dst, const real_t* a, const real_t* b, const real_t* c,
+                                  Py_ssize_t n, bint assign) noexcept nogil:
+    """dst[i] (= or +=) a[i] + b[i] + c[i] in float64: three contiguous rows per pass."""
+    cdef Py_ssize_t i
+    if assign:
+        for i in range(n):
+            dst[i] = <double>a[i] + <double>b[i] + <double>c[i]
+    else:
+        for i in range(n):
+            dst[i] += <double>a[i] + <double>b[i] + <double>c[i]
+
+
+cdef inline bint _window_avg(real_t* o, const double* b, Py_ssize_t n, Py_ssize_t k, Py_ssize_t s,
+                             Py_ssize_t d, double scale, const double* inv, bint per_element) noexcept nogil:
+    """o[i] = (sum over j < k of b[i * s + j * d]) * scale * (inv[i] or inv[0]), in one pass,
+    for contiguous o and 2- or 3-tap windows at strides 1 and 2; False for other windows."""
+    cdef Py_ssize_t i
+    cdef double f = scale * inv[0]
+    if not per_element:
+        if k == 3 and s == 1:
+            for i in range(n):
+                o[i] = <real_t>((b[i] + b[i + d] + b[i + 2 * d]) * f)
+        elif k == 2 and s == 1:
+            for i in range(n):
+                o[i] = <real_t>((b[i] + b[i + d]) * f)
+        else:
+            return False
+    elif k == 3 and s == 1:
+        for i in range(n):
+            o[i] = <real_t>((b[i] + b[i + d] + b[i + 2 * d]) * (scale * inv[i]))
+    elif k == 3 and s == 2:
+        for i in range(n):
+            o[i] = <real_t>((b[2 * i] + b[2 * i + d] + b[2 * i + 2 * d]) * (scale * inv[i]))
+    elif k == 2 and s == 1:
+        for i in range(n):
+            o[i] = <real_t>((b[i] + b[i + d]) * (scale * inv[i]))
+    elif k == 2 and s == 2:
+        for i in range(n):
+            o[i] = <real_t>((b[2 * i] + b[2 * i + d]) * (scale * inv[i]))
+    else:
+        return False
+    return True
+
+
+cdef inline void _window_sum(real_t* o, Py_ssize_t os, const double* b, Py_ssize_t n,
+                             Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, PowerKind kind,
+                             double power, double scale, const double* inv, bint per_element,
+                             double* acc) noexcept nogil:
+    """The column pass of the sum kernels: o[i * os] = finish(sum over j < k of b[i * s + j * d])
+    with finish the average (inverse divisor inv[i], or inv[0] for every i) or the p-th root."""
+    cdef Py_ssize_t i, j
+    if kind == POWER_NONE and os == 1 and _window_avg(o, b, n, k, s, d, scale, inv, per_element):
+        return
+    for i in range(n):
+        acc[i] = b[i * s]
+    for j in range(1, k):
+        _line_sum(acc, b + j * d, n, s)
+    _finish(o, os, acc, n, kind, power, scale, inv, 1 if per_element else 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Max
+
+cdef inline bint _beats(order_t v, order_t m) noexcept nogil:
+    """v replaces the running max m: strictly greater, or the first NaN."""
+    if order_t is float or order_t is double:
+        return v > m or (v != v and m == m)
+    else:
+        return v > m
+
+
+cdef void _max_scan(const order_t* x, order_t* out, int64_t* idx, const Plan* p, const Item* it,
+                    order_t* best, int64_t* best_at) noexcept nogil:
+    """Exact max (and argmax) of every window of the item, in row-major tap order."""
+    cdef const int64_t* t0 = p.taps0 + 2 * it.i0
+    cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const int64_t* t2
+    cdef const order_t* xb = x + it.b * p.xs0 + it.c0 * p.xs4
+    cdef const order_t* src
+    cdef order_t v
+    cdef Py_ssize_t i2, a, e, g, c, p0, p1, p2, flat
+    cdef bint first
+    for i2 in range(it.i2a, it.i2b):
+        t2 = p.taps2 + 2 * i2
+        first = True
+        for a in range(t0[1]):
+            p0 = t0[0] + a * p.d0
+            for e in range(t1[1]):
+                p1 = t1[0] + e * p.d1
+                for g in range(t2[1]):
+                    p2 = t2[0] + g * p.d2
+                    src = xb + p0 * p.xs1 + p1 * p.xs2 + p2 * p.xs3
+                    flat = (p0 * p.n1 + p1) * p.n2 + p2
+                    if first:
+                        for c in range(it.nc):
+                            best[c] = src[c * p.xs4]
+                            best_at[c] = flat
+                        first = False
+                    else:
+                        for c in range(it.nc):
+                            v = src[c * p.xs4]
+                            if _beats(v, best[c]):
+                                best[c] = v
+                                best_at[c] = flat
+        _line_store(out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + i2 * p.os3 + it.c0 * p.os4,
+                    p.os4, best, it.nc)
+        if idx != NULL:
+            _line_store(idx + it.b * p.is0 + it.i0 * p.is1 + it.i1 * p.is2 + i2 * p.is3 + it.c0 * p.is4,
+                        p.is4, best_at, it.nc)
+
+
+cdef inline void _window_max(order_t* o, Py_ssize_t os, const order_t* b, Py_ssize_t n,
+                             Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, order_t* acc) noexcept nogil:
+    """o[i * os] = max over j < k of b[i * s + j * d]: the column pass of the max kernels, in one
+    fused pass for contiguous output and 2- or 3-tap windows at strides 1 and 2."""
+    cdef Py_ssize_t i, j
+    cdef order_t u, v, w
+    if os == 1 and k == 3 and s == 1:
+        for i in range(n):
+            u, v, w = b[i], b[i + d], b[i + 2 * d]
+            u = v if v > u else u
+            o[i] = w if w > u else u
+    elif os == 1 and k == 3 and s == 2:
+        for i in range(n):
+            u, v, w = b[2 * i], b[2 * i + d], b[2 * i + 2 * d]
+            u = v if v > u else u
+            o[i] = w if w > u else u
+    elif os == 1 and k == 2 and s == 1:
+        for i in range(n):
+            u, v = b[i], b[i + d]
+            o[i] = v if v > u else u
+    elif os == 1 and k == 2 and s == 2:
+        for i in range(n):
+            u, v = b[2 * i], b[2 * i + d]
+            o[i] = v if v > u else u
+    else:
+        _line_copy(acc, b, n, s)
+        for j in range(1, k):
+            _line_max(acc, b + j * d, n, s)
+        _line_store(o, os, acc, n)
+
+
+cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* it,
+                    order_t* buf, order_t* acc, int64_t* best_at) noexcept nogil:
+    """Separable max of one item; redone exactly by _max_scan when it read a NaN.
+
+    buf holds the item's padded positions [lo, hi) of axis 2 times nc: the in-bounds part is the
+    elementwise max of the window's input rows, the rest the lowest value (padding never wins).
+    """
+    cdef const int64_t* t0 = p.taps0 + 2 * it.i0
+    cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const order_t* src
+    cdef const order_t* row
+    cdef order_t* o
+    cdef order_t* inside = buf + (it.rlo - it.lo) * it.nc
+    cdef Py_ssize_t a, e, q, i2, j, nc = it.nc, n = it.rhi - it.rlo, no = it.i2b - it.i2a
+    cdef bint first = True
+    cdef bint flat = nc == 1 or (p.xs4 == 1 and p.xs3 == nc)
+    cdef int nan = 0
+    _fill_padding(buf, it, _lowest(buf[0]))
+    for a in range(t0[1]):
+        for e in range(t1[1]):
+            src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
+                   + it.rlo * p.xs3 + it.c0 * p.xs4)
+            if flat:
+                # One line: along axis 2 (channels-first) or over whole contiguous (n2, inner) rows.
+                if first:
+                    nan |= _line_copy(inside, src, n * nc, p.xs3 if nc == 1 else 1)
+                else:
+                    nan |= _line_max(inside, src, n * nc, p.xs3 if nc == 1 else 1)
+            else:
+                for q in range(n):
+                    if first:
+                        nan |= _line_copy(inside + q * nc, src + q * p.xs3, nc, p.xs4)
+                    else:
+                        nan |= _line_max(inside + q * nc, src + q * p.xs3, nc, p.xs4)
+            first = False
+    if nan:
+        _max_scan(x, out, NULL, p, it, acc, best_at)
+        return
+    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
+    if nc == 1:
+        # Every window has k2 taps in the padded buffer: a uniform strided pass.
+        _window_max(o, p.os3, buf, no, p.k2, p.s2, p.d2, acc)
+    else:
+        for i2 in range(no):
+            _window_max(o + i2 * p.os3, p.os4, buf + i2 * p.s2 * nc, nc, p.k2, 1, p.d2 * nc, acc)
+
+
+def max_pool(
+    const order_t[:, :, :, :, :] x,
+    order_t[:, :, :, :, :] out,
+    const int64_t[:, ::1] taps0,
+    const int64_t[:, ::1] taps1,
+    const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows,
+    int num_threads,
+):
+    """out = max over each window of x (NaN propagates)."""
+    cdef Plan p = _make_plan(x.shape, x.strides, sizeof(order_t), out.shape, out.strides,
+                             sizeof(order_t), taps0, taps1, taps2, windows, sizeof(order_t),
+                             num_threads)
+    cdef Py_ssize_t k, buf_bytes = _scratch_stride(p.span * p.block * sizeof(order_t))
+    cdef Py_ssize_t acc_bytes = _scratch_stride(max(p.block, p.ochunk) * sizeof(order_t))
+    cdef Py_ssize_t stride = buf_bytes + acc_bytes + _scratch_stride(p.block * sizeof(int64_t))
+    cdef char* scratch = <char*>malloc(stride * num_threads)
+    cdef char* mine = NULL
+    cdef Item it
+    cdef const order_t* xp = &x[0, 0, 0, 0, 0]
+    cdef order_t* op = &out[0, 0, 0, 0, 0]
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            mine = scratch + stride * omp_get_thread_num()
+            for k in prange(p.nitems, schedule="static"):
+                it = _item(&p, k)
+                _max_item(xp, op, &p, &it, <order_t*>mine, <order_t*>(mine + buf_bytes),
+                          <int64_t*>(mine + buf_bytes + acc_bytes))
+    finally:
+        free(scratch)
+
+
+def max_pool_with_indices(
+    const order_t[:, :, :, :, :] x,
+    order_t[:, :, :, :, :] out,
+    int64_t[:, :, :, :, :] indices,
+    const int64_t[:, ::1] taps0,
+    const int64_t[:, ::1] taps1,
+    const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows,
+    int num_threads,
+):
+    """out, indices = max and flat argmax (over the pooled axes) of each window of x."""
+    cdef Plan p = _make_plan(x.shape, x.strides, sizeof(order_t), out.shape, out.strides,
+                             sizeof(order_t), taps0, taps1, taps2, windows, sizeof(order_t),
+                             num_threads)
+    p.is0, p.is1, p.is2, p.is3, p.is4 = [indices.strides[i] // sizeof(int64_t) for i in range(5)]
+    cdef Py_ssize_t k, best_bytes = _scratch_stride(p.block * sizeof(order_t))
+    cdef Py_ssize_t stride = best_bytes + _scratch_stride(p.block * sizeof(int64_t))
+    cdef char* scratch = <char*>malloc(stride * num_threads)
+    cdef char* mine = NULL
+    cdef Item it
+    cdef const order_t* xp = &x[0, 0, 0, 0, 0]
+    cdef order_t* op = &out[0, 0, 0, 0, 0]
+    cdef int64_t* ip = &indices[0, 0, 0, 0, 0]
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            mine = scratch + stride * omp_get_thread_num()
+            for k in prange(p.nitems, schedule="static"):
+                it = _item(&p, k)
+                _max_scan(xp, op, ip, &p, &it, <order_t*>mine, <int64_t*>(mine + best_bytes))
+    finally:
+        free(scratch)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sums: avg and LP
+
+cdef inline void _finish(real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize_t n,
+                         PowerKind kind, double power, double scale, const double* inv,
+                         Py_ssize_t inv_step) noexcept nogil:
+    """dst[i * ds] = window sums turned into averages (times the inverse divisors) or p-norms."""
+    cdef Py_ssize_t i
+    if kind == POWER_NONE:
+        if ds == 1 and inv_step == 1:
+            for i in range(n):
+                dst[i] = <real_t>(acc[i] * (scale * inv[i]))
+        else:
+            for i in range(n):
+                dst[i * ds] = <real_t>(acc[i] * (scale * inv[i * inv_step]))
+    elif kind == POWER_ONE:
+        for i in range(n):
+            dst[i * ds] = <real_t>acc[i]
+    elif kind == POWER_TWO:
+        for i in range(n):
+            dst[i * ds] = <real_t>sqrt(acc[i])
+    else:
+        for i in range(n):
+            dst[i * ds] = <real_t>pow(acc[i], 1.0 / power)
+
+
+cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
+                    const double* inv0, const double* inv1, const double* inv2,
+                    PowerKind kind, double power, double* buf, double* acc) noexcept nogil:
+    """Separable windowed sum of one item in float64, finished as avg or p-norm.
+
+    buf holds the item's padded positions [lo, hi) of axis 2 times nc, zero outside the input.
+    """
+    cdef const int64_t* t0 = p.taps0 + 2 * it.i0
+    cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const real_t* src
+    cdef const double* row
+    cdef real_t* o
+    cdef double* inside = buf + (it.rlo - it.lo) * it.nc
+    cdef double scale = 1.0
+    cdef Py_ssize_t a, e, q, c, i2, j, nc = it.nc, n = it.rhi - it.rlo, no = it.i2b - it.i2a
+    cdef bint first = True
+    cdef const real_t* pending = NULL
+    cdef bint flat = nc == 1 or (p.xs4 == 1 and p.xs3 == nc)
+    cdef const real_t* pending2 = NULL
+    _fill_padding(buf, it, <double>0.0)
+    for a in range(t0[1]):
+        for e in range(t1[1]):
+            src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
+                   + it.rlo * p.xs3 + it.c0 * p.xs4)
+            if flat and kind == POWER_NONE and (p.xs3 == 1 or nc > 1):
+                # Contiguous rows are summed three per pass over the buffer.
+                if pending == NULL:
+                    pending = src
+                    continue
+                if pending2 == NULL:
+                    pending2 = src
+                    continue
+                _line_add_triple(inside, pending, pending2, src, n * nc, first)
+                pending = pending2 = NULL
+            elif flat:
+                _line_add(inside, src, n * nc, p.xs3 if nc == 1 else 1, kind, power, first)
+            else:
+                for q in range(n):
+                    _line_add(inside + q * nc, src + q * p.xs3, nc, p.xs4, kind, power, first)
+            first = False
+    if pending2 != NULL:
+        _line_add_pair(inside, pending, pending2, n * nc, first)
+    elif pending != NULL:
+        _line_add(inside, pending, n * nc, 1, kind, power, first)
+    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
+    if kind == POWER_NONE:
+        scale = inv0[it.i0] * inv1[it.i1]
+    if nc == 1:
+        _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a, True,
+                    acc)
+    else:
+        for i2 in range(no):
+            _window_sum(o + i2 * p.os3, p.os4, buf + i2 * p.s2 * nc, nc, p.k2, 1, p.d2 * nc, kind,
+                        power, scale, inv2 + it.i2a + i2, False, acc)
+
+
+cdef _sum_pool(
+    const real_t[:, :, :, :, :] x,
+    real_t[:, :, :, :, :] out,
+    const int64_t[:, ::1] taps0,
+    const int64_t[:, ::1] taps1,
+    const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows,
+    const double* inv0,
+    const double* inv1,
+    const double* inv2,
+    PowerKind kind,
+    double power,
+    int num_threads,
+):
+    cdef Plan p = _make_plan(x.shape, x.strides, sizeof(real_t), out.shape, out.strides,
+                             sizeof(real_t), taps0, taps1, taps2, windows, sizeof(double),
+                             num_threads)
+    cdef Py_ssize_t k, buf_bytes = _scratch_stride(p.span * p.block * sizeof(double))
+    cdef Py_ssize_t stride = buf_bytes + _scratch_stride(max(p.block, p.ochunk) * sizeof(double))
+    cdef char* scratch = <char*>malloc(stride * num_threads)
+    cdef char* mine = NULL
+    cdef Item it
+    cdef const real_t* xp = &x[0, 0, 0, 0, 0]
+    cdef real_t* op = &out[0, 0, 0, 0, 0]
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            mine = scratch + stride * omp_get_thread_num()
+            for k in prange(p.nitems, schedule="static"):
+                it = _item(&p, k)
+                _sum_item(xp, op, &p, &it, inv0, inv1, inv2, kind, power,
+                          <double*>mine, <double*>(mine + buf_bytes))
+    finally:
+        free(scratch)
+
+
+def avg_pool(
+    const real_t[:, :, :, :, :] x,
+    real_t[:, :, :, :, :] out,
+    const int64_t[:, ::1] taps0,
+    const int64_t[:, ::1] taps1,
+    const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows,
+    const double[::1] inv0,
+    const double[::1] inv1,
+    const double[::1] inv2,
+    int num_threads,
+):
+    """out = sum over each window of x * inv0[i0] * inv1[i1] * inv2[i2], summed in float64.
+
+    inv* are the inverse per-axis divisor factors.
+    """
+    _sum_pool(x, out, taps0, taps1, taps2, windows, &inv0[0], &inv1[0], &inv2[0], POWER_NONE,
+              1.0, num_threads)
+
+
+def lp_pool(
+    const real_t[:, :, :, :, :] x,
+    real_t[:, :, :, :, :] out,
+    const int64_t[:, ::1] taps0,
+    const int64_t[:, ::1] taps1,
+    const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows,
+    double norm_type,
+    int num_threads,
+):
+    """out = (sum over each window of |x| ** norm_type) ** (1 / norm_type), summed in float64."""
+    cdef PowerKind kind = POWER_GENERAL
+    cdef double unused_divisor = 1.0  # LP has no divisor; _finish reads none for LP kinds
+    if norm_type == 1.0:
+        kind = POWER_ONE
+    elif norm_type == 2.0:
+        kind = POWER_TWO
+    _sum_pool(x, out, taps0, taps1, taps2, windows, &unused_divisor, &unused_divisor,
+              &unused_divisor, kind, norm_type, num_threads)

@@ -1,0 +1,49 @@
+# Stubs of the compiled window kernels. Arrays are 5-d views (outer, n0, n1, n2, inner) made by
+# cypool._layout.fold; tables come from cypool._geometry. Dtypes are checked by Cython's fused
+# dispatch: order kernels take float32/float64/(u)int8-64, sum kernels float32/float64.
+import numpy as np
+from numpy.typing import NDArray
+
+OPENMP_ENABLED: bool
+
+def max_pool(
+    x: NDArray[np.generic],
+    out: NDArray[np.generic],
+    taps0: NDArray[np.int64],
+    taps1: NDArray[np.int64],
+    taps2: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    num_threads: int,
+) -> None: ...
+def max_pool_with_indices(
+    x: NDArray[np.generic],
+    out: NDArray[np.generic],
+    indices: NDArray[np.int64],
+    taps0: NDArray[np.int64],
+    taps1: NDArray[np.int64],
+    taps2: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    num_threads: int,
+) -> None: ...
+def avg_pool(
+    x: NDArray[np.floating],
+    out: NDArray[np.floating],
+    taps0: NDArray[np.int64],
+    taps1: NDArray[np.int64],
+    taps2: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    inv0: NDArray[np.float64],
+    inv1: NDArray[np.float64],
+    inv2: NDArray[np.float64],
+    num_threads: int,
+) -> None: ...
+def lp_pool(
+    x: NDArray[np.floating],
+    out: NDArray[np.floating],
+    taps0: NDArray[np.int64],
+    taps1: NDArray[np.int64],
+    taps2: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    norm_type: float,
+    num_threads: int,
+) -> None: ...

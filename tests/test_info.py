@@ -1,0 +1,43 @@
+"""The build reports what it is: `python -m cypool info` and the OpenMP shim."""
+
+import os
+import subprocess
+import sys
+
+import cypool
+from cypool import _runtime
+from cypool._dtypes import ORDER_DTYPES
+
+
+def test_info_command_prints_every_field():
+    result = subprocess.run(
+        [sys.executable, "-m", "cypool", "info"], capture_output=True, text=True, check=True
+    )
+    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    assert lines["version"] == cypool.__version__
+    assert lines["OpenMP"] == str(_runtime.OPENMP_ENABLED)
+    assert int(lines["max threads"]) >= 1
+    assert lines["dtypes"].split(", ") == [d.name for d in ORDER_DTYPES]
+    assert lines["compiler"] and lines["compiler"] != "unknown"
+
+
+def test_build_kind_matches_the_environment_it_was_built_in():
+    # CI builds with OpenMP unless CYPOOL_DISABLE_OPENMP=1 was set for the build.
+    if os.environ.get("CYPOOL_DISABLE_OPENMP") == "1":
+        assert not _runtime.OPENMP_ENABLED
+    if not _runtime.OPENMP_ENABLED:
+        assert _runtime.max_threads() == 1
+
+
+def test_max_threads_honours_omp_num_threads():
+    code = "from cypool import _runtime; print(_runtime.max_threads())"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert one.stdout.strip() == "1"
+
+
+def test_every_compiled_module_was_built_the_same_way():
+    from cypool import _window_kernels
+
+    assert _window_kernels.OPENMP_ENABLED == _runtime.OPENMP_ENABLED

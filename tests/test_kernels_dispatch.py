@@ -1,0 +1,44 @@
+"""The AVX2 and baseline builds of the window kernels give bit-identical results."""
+
+import numpy as np
+import pytest
+
+import cypool
+from cypool import _kernels, _window, _window_kernels
+
+avx2 = pytest.importorskip("cypool._window_kernels_avx2")
+
+CASES = [
+    ("max_pool", dict(kernel_size=(3, 3), stride=2, padding=1)),
+    ("max_pool", dict(kernel_size=(2, 2, 2), dilation=(1, 2, 1), ceil_mode=True)),
+    ("avg_pool", dict(kernel_size=(3, 3), stride=1, padding=1)),
+    ("avg_pool", dict(kernel_size=(2, 3), stride=(2, 1), padding=((0, 1), (1, 1)), ceil_mode=True,
+                      count_include_pad=False)),
+    ("lp_pool", dict(norm_type=2.0, kernel_size=(3, 3), stride=2)),
+    ("lp_pool", dict(norm_type=1.5, kernel_size=(2,), stride=1)),
+]
+
+
+@pytest.mark.parametrize("op, kwargs", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avx2_matches_baseline_bit_for_bit(monkeypatch, op, kwargs, dtype, channels_last):
+    rng = np.random.default_rng(7)
+    ndim = len(kwargs["kernel_size"])
+    shape = (3, 5) + (9,) * ndim
+    x = rng.standard_normal(shape).astype(dtype)
+    axes = tuple(range(2, 2 + ndim))
+    if channels_last:
+        x = np.moveaxis(x, 1, -1)
+        axes = tuple(a - 1 for a in axes)
+    results = []
+    for module in (_window_kernels, avx2):
+        monkeypatch.setattr(_window, "_window_kernels", module)
+        results.append(getattr(cypool, op)(x, axes=axes, **kwargs))
+    np.testing.assert_array_equal(results[0], results[1])
+    assert results[0].tobytes() == results[1].tobytes()
+
+
+def test_dispatch_reports_what_it_chose():
+    assert _kernels.ISA in ("avx2", "baseline")
+    assert _kernels.window is (avx2 if _kernels.ISA == "avx2" else _window_kernels)

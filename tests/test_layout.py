@@ -1,0 +1,86 @@
+"""Unit tests of cypool._layout: folding into (outer, n0, n1, n2, inner) views, result arrays."""
+
+import numpy as np
+import pytest
+
+from cypool._layout import allocate_like, check_out, fold
+
+
+def covered(views, index):
+    """Collect, per folded view tuple, the elements of array `index` it covers."""
+    return np.concatenate([v[index].reshape(-1) for v in views])
+
+
+def test_nchw_folds_into_one_outer_axis_without_copy():
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    out = np.empty((2, 3, 2, 5), np.float32)
+    views = list(fold([x, out], (2,)))
+    assert len(views) == 1
+    xv, ov = views[0]
+    assert xv.shape == (6, 1, 1, 4, 5)
+    assert np.shares_memory(xv, x)
+    assert not xv.flags.writeable and ov.flags.writeable
+
+
+def test_channels_last_becomes_inner():
+    x = np.zeros((2, 6, 7, 3), np.float64)
+    out = np.zeros((2, 3, 3, 3), np.float64)
+    (xv, ov), = fold([x, out], (1, 2))
+    assert xv.shape == (2, 1, 6, 7, 3)
+    assert xv.strides[-1] == 8
+    assert ov.shape == (2, 1, 3, 3, 3)
+
+
+def test_torch_style_channels_last_view_is_found():
+    # NCHW shape with NHWC memory: the C axis (stride 1) is chosen as inner.
+    base = np.zeros((2, 6, 7, 3), np.float32)
+    x = base.transpose(0, 3, 1, 2)
+    out = allocate_like(x, (2, 3, 3, 3), np.float32)
+    (xv, ov), = fold([x, out], (2, 3))
+    assert xv.shape == (2, 1, 6, 7, 3)
+    assert ov.strides[-1] == 4
+
+
+def test_unfoldable_batch_axes_are_looped_without_copy():
+    x = np.arange(4 * 6 * 5, dtype=np.int32).reshape(4, 6, 5)[:, :3]  # (4, 3, 5), rows 3-5 skipped
+    out = np.empty((4, 3, 5), np.int32)
+    views = list(fold([x, out], (2,)))
+    assert len(views) == 4
+    got = covered(views, 0)
+    np.testing.assert_array_equal(np.sort(got), np.sort(x.reshape(-1)))
+    for xv, _ in views:
+        assert np.shares_memory(xv, x)
+
+
+def test_negative_and_zero_strides_fold_in_place():
+    base = np.arange(24.0).reshape(2, 3, 4)
+    x = base[:, :, ::-1]
+    (xv, _), = fold([x, np.empty_like(x)], (2,))
+    assert xv[0, 0, 0, 0, 0] == x[0, 0, 0]
+    b = np.broadcast_to(np.arange(5.0), (3, 4, 5))
+    (bv, _), = fold([b, np.empty((3, 4, 5))], (2,))
+    assert 0 in bv.strides
+
+
+def test_allocate_like_keeps_memory_order():
+    x = np.zeros((2, 5, 6, 3)).transpose(0, 3, 1, 2)
+    y = allocate_like(x, (2, 3, 2, 2), np.float32)
+    assert y.shape == (2, 3, 2, 2)
+    assert np.argsort(y.strides).tolist() == np.argsort(x.strides).tolist()
+
+
+def test_check_out_rules():
+    x = np.zeros((2, 3))
+    check_out(np.zeros((2, 2)), (2, 2), np.float64, [x])
+    with pytest.raises(ValueError, match="shape"):
+        check_out(np.zeros((2, 3)), (2, 2), np.float64, [x])
+    with pytest.raises(ValueError, match="dtype"):
+        check_out(np.zeros((2, 2), np.float32), (2, 2), np.float64, [x])
+    ro = np.zeros((2, 2))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        check_out(ro, (2, 2), np.float64, [x])
+    with pytest.raises(ValueError, match="overlaps"):
+        check_out(x[:, :2], (2, 2), np.float64, [x])
+    with pytest.raises(TypeError, match="out"):
+        check_out([[0.0, 0.0]], (1, 2), np.float64, [x])

@@ -12,7 +12,9 @@ on an array of the case's input size). ``cy/roof`` is how far cypool is from tha
 the copy runs on one thread, a multi-threaded kernel can come in under 1.
 
 Every time is the median over repeats after a warm-up call; each implementation's calls
-allocate their result, as a user's call does. NumPy baselines are slow, so they get fewer
+allocate their result, as a user's call does, and cypool is timed again writing into a
+preallocated ``out=`` (the kernel alone), which is what ``cy/roof`` compares with the roofline.
+A cypool builder's thunk therefore takes an optional ``out`` keyword. NumPy baselines are slow, so they get fewer
 repeats (one, without warm-up, under ``--quick``).
 """
 
@@ -186,9 +188,10 @@ def window_case(op, kernel, stride, padding, layout, shape, dtype="float32", nor
 
         (x,) = inputs
         if op == "lp":
-            return lambda: cypool.lp_pool(x, norm_type, k, s, p, axes=axes, num_threads=threads)
+            return lambda out=None: cypool.lp_pool(x, norm_type, k, s, p, axes=axes, out=out,
+                                                   num_threads=threads)
         fn = cypool.max_pool if op == "max" else cypool.avg_pool
-        return lambda: fn(x, k, s, p, axes=axes, num_threads=threads)
+        return lambda out=None: fn(x, k, s, p, axes=axes, out=out, num_threads=threads)
 
     def npy(inputs, threads):
         (x,) = inputs
@@ -292,23 +295,6 @@ class Settings:
         return cls(repeats=15, numpy_repeats=5, numpy_warmup=1, budget=15.0, bandwidth_repeats=30)
 
 
-def _runtime_module():
-    """cypool's OpenMP facts module (``_runtime``; ``_openmp`` in older builds)."""
-    try:
-        from cypool import _runtime
-    except ImportError:
-        from cypool import _openmp as _runtime
-    return _runtime
-
-
-def _kernel_isa() -> str | None:
-    try:
-        from cypool import _kernels
-    except ImportError:
-        return None
-    return getattr(_kernels, "ISA", None)
-
-
 def _import_torch():
     try:
         import torch
@@ -326,6 +312,7 @@ COLUMNS = (
     ("layout", 6, "<"),
     ("shape", 20, "<"),
     ("cypool ms", 10, ">"),
+    ("cy out= ms", 10, ">"),
     ("numpy ms", 10, ">"),
     ("torch ms", 10, ">"),
     ("roof ms", 8, ">"),
@@ -350,8 +337,9 @@ def _ratio(a, b):
 def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None) -> int:
     """Print the benchmark table; `threads` goes to cypool's num_threads and torch."""
     import cypool
+    from cypool import _kernels
+    from cypool import _runtime as runtime
 
-    runtime = _runtime_module()
     if threads is not None and threads < 1:
         print(f"bench: --threads must be >= 1, got {threads}")
         return 2
@@ -377,9 +365,7 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
         f"threads: {thread_note}; OpenMP: {runtime.OPENMP_ENABLED}; "
         f"CPUs: {os.cpu_count()} (usable {affinity}, OpenMP procs {runtime.num_procs()})"
     )
-    isa = _kernel_isa()
-    if isa is not None:
-        print(f"kernels: {isa}")
+    print(f"kernels: {_kernels.ISA}")
     print(f"numpy {np.__version__}; torch {torch.__version__ if torch else 'not available'}")
     for nbytes, bw in bandwidths.items():
         print(f"bandwidth: {bw / 1e9:.1f} GB/s (np.copyto of {nbytes / 1e6:.1f} MB, 2*nbytes/median time)")
@@ -409,9 +395,10 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
             cy = case.cypool(inputs, threads)
             result = cy()  # also the warm-up call
             moved = case.bytes_moved(inputs, result)
-            del result
             t_cy = median_time(cy, settings.repeats, warmup=0, budget=settings.budget)
-            del cy
+            t_cy_out = median_time(lambda: cy(out=result), settings.repeats, warmup=1,
+                                   budget=settings.budget)
+            del cy, result
 
             t_np = None
             if case.numpy is not None:
@@ -436,10 +423,11 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
                         case.layout,
                         "(" + ",".join(map(str, case.shape)) + ")",
                         _ms(t_cy),
+                        _ms(t_cy_out),
                         _ms(t_np),
                         _ms(t_torch),
                         _ms(t_roof),
-                        _ratio(t_cy, t_roof),
+                        _ratio(t_cy_out, t_roof),
                         _ratio(t_np, t_cy),
                         _ratio(t_torch, t_cy),
                     ]
@@ -452,5 +440,10 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
         if torch is not None:
             torch.set_num_threads(old_torch_threads)
     print()
-    print("cy/roof: cypool time / roofline time (1 = at the copy bandwidth); np/cy, torch/cy: speed-up of cypool")
+    print(
+        "cypool ms: allocating the result, as numpy and torch do; cy out= ms: into a preallocated\n"
+        "out= (the kernel alone; a fresh 100 MB result costs page faults on first touch).\n"
+        "cy/roof: cy out= time / roofline time (1 = at np.copyto's bandwidth); "
+        "np/cy, torch/cy: speed-up of cypool (allocating) over numpy and torch"
+    )
     return 0

@@ -12,6 +12,7 @@ The kernels only ever see the per-axis tables this module builds:
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
 
@@ -139,25 +140,43 @@ class AxisGeometry:
         jhi = np.minimum(_ceil_div(hi - start, self.dilation), self.kernel)
         return start, jlo, np.maximum(jhi, jlo)
 
-    def taps(self) -> np.ndarray:
-        """int64 (out, 2): position of the first in-bounds tap, and the count of in-bounds taps."""
+    # Tables are computed once per geometry (geometries are cached) and handed out read-only.
+
+    @functools.cached_property
+    def _taps(self) -> np.ndarray:
         start, jlo, jhi = self._tap_range(0, self.size)
         table = np.empty((self.out, 2), dtype=np.int64)
         table[:, 0] = start + jlo * self.dilation
         table[:, 1] = jhi - jlo
+        table.flags.writeable = False
         return table
+
+    def taps(self) -> np.ndarray:
+        """int64 (out, 2): position of the first in-bounds tap, and the count of in-bounds taps."""
+        return self._taps
+
+    @functools.cached_property
+    def _counts(self) -> tuple[np.ndarray, np.ndarray]:
+        counts = []
+        for lo, hi in ((0, self.size), (-self.pad_before, self.size + self.pad_after)):
+            _, jlo, jhi = self._tap_range(lo, hi)
+            count = (jhi - jlo).astype(np.float64)
+            count.flags.writeable = False
+            counts.append(count)
+        return counts[0], counts[1]
 
     def tap_count(self, count_include_pad: bool) -> np.ndarray:
         """float64 (out,): taps inside the padded extent, or inside the input."""
-        if count_include_pad:
-            _, jlo, jhi = self._tap_range(-self.pad_before, self.size + self.pad_after)
-        else:
-            _, jlo, jhi = self._tap_range(0, self.size)
-        return (jhi - jlo).astype(np.float64)
+        return self._counts[1 if count_include_pad else 0]
 
 
+@functools.lru_cache(maxsize=1024)
 def axis_geometry(size, kernel, stride, dilation, pad, ceil_mode, axis) -> AxisGeometry:
-    """Resolve one axis: padding strings, the pad limit, the output size and empty windows."""
+    """Resolve one axis: padding strings, the pad limit, the output size and empty windows.
+
+    Cached: a model calls the same few geometries over and over, and a small pool's cost is
+    mostly this Python work.
+    """
     extent = dilation * (kernel - 1) + 1
     if pad == "valid":
         before = after = 0
@@ -192,6 +211,10 @@ def axis_geometry(size, kernel, stride, dilation, pad, ceil_mode, axis) -> AxisG
     return geom
 
 
+# A size-1 axis with a 1-tap window: pads the pooled axes in front to three.
+_UNIT_AXIS = AxisGeometry(1, 1, 1, 1, 0, 0, 1)
+
+
 @dataclass(frozen=True)
 class WindowGeometry:
     """The pooled axes of an N-d array, sorted, with one AxisGeometry each."""
@@ -209,8 +232,7 @@ class WindowGeometry:
 
     def padded(self) -> tuple[AxisGeometry, ...]:
         """The per-axis geometries padded in front to 3 axes with size-1 identity axes."""
-        unit = AxisGeometry(1, 1, 1, 1, 0, 0, 1)
-        return (unit,) * (MAX_POOLED_AXES - len(self.per_axis)) + self.per_axis
+        return (_UNIT_AXIS,) * (MAX_POOLED_AXES - len(self.per_axis)) + self.per_axis
 
     def taps(self) -> tuple[np.ndarray, ...]:
         return tuple(g.taps() for g in self.padded())

@@ -7,9 +7,10 @@ import numpy as np
 from cypool import _runtime
 from cypool._errors import ParameterTypeError
 
-# Below this many bytes touched a call runs on one thread: on a 2-core machine OpenMP's start-up
-# and wake-up made a 4 ms pool twice as slow with 2 threads as with 1.
-PARALLEL_MIN_BYTES = 1 << 21
+# Below this many bytes touched a call runs on one thread, where waking a second thread costs
+# more than it saves. Measured on the 2-core reference machine (max 3x3/2 on (1, C, 56, 56)
+# float32): 2 threads lose below ~50 kB of input, break even near 200 kB and win from 800 kB.
+PARALLEL_MIN_BYTES = 1 << 18
 
 
 def check_num_threads(num_threads) -> int | None:

@@ -4,6 +4,12 @@ Window pooling (max, avg, LP) over 1 to 3 axes of any array, in any layout. The 
 function follows is ``shared/API.md``.
 """
 
+from cypool._adaptive import (
+    adaptive_avg_pool,
+    adaptive_max_pool,
+    global_avg_pool,
+    global_max_pool,
+)
 from cypool._version import __version__
 from cypool._window import (
     avg_pool,
@@ -19,6 +25,10 @@ from cypool._window import (
 
 __all__ = [
     "__version__",
+    "adaptive_avg_pool",
+    "adaptive_max_pool",
+    "global_avg_pool",
+    "global_max_pool",
     "avg_pool",
     "avg_pool1d",
     "avg_pool2d",

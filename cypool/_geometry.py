@@ -315,3 +315,105 @@ def check_norm_type(norm_type) -> float:
     if isinstance(norm_type, (bool, np.bool_)) or not np.isfinite(p) or p <= 0:
         raise ValueError(f"norm_type must be a finite number > 0, got norm_type={norm_type!r}")
     return p
+
+
+@dataclass(frozen=True)
+class AdaptiveAxis:
+    """One adaptively pooled axis: bin i covers [floor(i*n/o), ceil((i+1)*n/o)), as in PyTorch.
+
+    It offers the AxisGeometry interface the kernels read; kernel 0 marks "table mode": the
+    windows vary in size and come only from the taps table.
+    """
+
+    size: int
+    out: int
+    kernel: int = 0
+    stride: int = 1
+    dilation: int = 1
+    pad_before: int = 0
+    pad_after: int = 0
+
+    def _bins(self):
+        i = np.arange(self.out, dtype=np.int64)
+        start = (i * self.size) // self.out
+        end = _ceil_div((i + 1) * self.size, self.out)
+        return start, end
+
+    @functools.cached_property
+    def _taps(self) -> np.ndarray:
+        start, end = self._bins()
+        table = np.stack([start, end - start], axis=1)
+        table.flags.writeable = False
+        return table
+
+    def taps(self) -> np.ndarray:
+        return self._taps
+
+    def tap_count(self, count_include_pad: bool = False) -> np.ndarray:
+        return self._taps[:, 1].astype(np.float64)
+
+
+@functools.lru_cache(maxsize=1024)
+def adaptive_axis(size: int, out: int, axis: int) -> AdaptiveAxis:
+    if size < 1:
+        raise ValueError(f"adaptive pooling needs a non-empty axis {axis}, got size {size}")
+    return AdaptiveAxis(size, out)
+
+
+def adaptive_geometry(shape, output_size, axes=None, name: str = "output_size") -> WindowGeometry:
+    """Check output_size (an int or a tuple; None entries keep that axis) against a shape."""
+    shape = tuple(int(n) for n in shape)
+    if axes is None and not isinstance(output_size, (tuple, list)):
+        raise ValueError(
+            f"{name} must be a tuple when axes is None (it decides how many trailing axes are "
+            f"pooled), got {name}={output_size!r}"
+        )
+    count = len(output_size) if isinstance(output_size, (tuple, list)) else None
+    if count is not None and not 1 <= count <= MAX_POOLED_AXES:
+        raise ValueError(f"{name} must have 1 to {MAX_POOLED_AXES} entries, got {name}={tuple(output_size)!r}")
+    given_axes = normalize_axes(axes, len(shape), count)
+    if count is None:
+        sizes = (output_size,) * len(given_axes)
+    elif count != len(given_axes):
+        raise ValueError(
+            f"{name} must have one entry per pooled axis ({len(given_axes)}), got {name}={tuple(output_size)!r}"
+        )
+    else:
+        sizes = tuple(output_size)
+    resolved = []
+    for axis, o in zip(given_axes, sizes):
+        if o is None:
+            o = shape[axis]
+        if not _is_int(o):
+            raise ParameterTypeError(f"{name} entries must be ints or None, got {name}={output_size!r}")
+        if o < 1:
+            raise ValueError(f"{name} entries must be >= 1, got {name}={output_size!r}")
+        resolved.append(int(o))
+    order = sorted(range(len(given_axes)), key=lambda i: given_axes[i])
+    per_axis = tuple(adaptive_axis(shape[given_axes[i]], resolved[i], given_axes[i]) for i in order)
+    return WindowGeometry(shape, tuple(given_axes[i] for i in order), per_axis)
+
+
+def global_axes(ndim: int, axes) -> tuple[int, ...]:
+    """The reduced axes of global pooling, sorted: every axis after the first two by default."""
+    if axes is None:
+        if ndim < 3:
+            raise ValueError(
+                f"global pooling with axes=None reduces the axes after (N, C): x needs >= 3 "
+                f"dimensions, got x.ndim={ndim}"
+            )
+        return tuple(range(2, ndim))
+    if _is_int(axes):
+        axes = (axes,)
+    if not isinstance(axes, (tuple, list)) or not all(_is_int(a) for a in axes):
+        raise ParameterTypeError(f"axes must be an int or a tuple of ints, got axes={axes!r}")
+    if not axes:
+        raise ValueError("axes must name at least one axis, got axes=()")
+    result = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axes entry {a} is out of range for an array of {ndim} dimensions")
+        result.append(int(a) % ndim)
+    if len(set(result)) != len(result):
+        raise ValueError(f"axes must be distinct, got axes={tuple(axes)!r}")
+    return tuple(sorted(result))

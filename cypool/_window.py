@@ -1,79 +1,23 @@
 """Window pooling forward: max_pool, avg_pool, lp_pool and the PyTorch-habit aliases.
 
-Each op validates its arguments, resolves the geometry (``_geometry``), allocates or checks the
-result (``_layout``), then runs one kernel over the 5-d folded views.
+Each op validates its arguments, resolves the geometry (``_geometry``), then runs one kernel
+over the 5-d folded views of its input and results (``_call``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cypool._kernels import window as _window_kernels
+from cypool._call import INDEX_DTYPE, check_bool, kernel_input, result_arrays, run_kernel
 from cypool._dtypes import ORDER_DTYPES, average_dtypes, as_array, order_compute_dtype
-from cypool._errors import ParameterTypeError
 from cypool._geometry import (
     WindowGeometry,
     check_divisor_override,
     check_norm_type,
     window_geometry,
 )
-from cypool._layout import allocate_like, check_out, element_strides_ok, fold
-from cypool._parallel import check_num_threads, resolve_num_threads
-
-INDEX_DTYPE = np.dtype(np.int64)
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ParameterTypeError(f"{name} must be a bool, got {name}={value!r}")
-    return bool(value)
-
-
-def _kernel_input(x: np.ndarray, compute_dtype) -> np.ndarray:
-    """x as the kernels read it: the compute dtype and element-aligned strides."""
-    if x.dtype != compute_dtype or not element_strides_ok(x):
-        return x.astype(compute_dtype)
-    return x
-
-
-def _results(x, out, shapes_dtypes, names):
-    """The arrays returned to the user: `out` checked, or new ones laid out like x."""
-    if out is None:
-        return [allocate_like(x, shape, dtype) for shape, dtype in shapes_dtypes]
-    if len(shapes_dtypes) > 1:
-        if not isinstance(out, (tuple, list)) or len(out) != len(shapes_dtypes):
-            raise ParameterTypeError(
-                f"out must be a pair (values, indices) when return_indices=True, got {type(out).__name__}"
-            )
-        outs = list(out)
-    else:
-        outs = [out]
-    checked = [
-        check_out(o, shape, dtype, [x], name)
-        for o, (shape, dtype), name in zip(outs, shapes_dtypes, names)
-    ]
-    for i in range(len(checked)):
-        for j in range(i):
-            if np.may_share_memory(checked[i], checked[j]):
-                raise ValueError("out: the values and indices arrays overlap")
-    return checked
-
-
-def _run(kernel, geometry: WindowGeometry, x, results, compute_dtypes, num_threads, *args):
-    """Run `kernel` over the folded views of x and the results, through compute-dtype
-    temporaries where a result's dtype or strides do not suit the kernels."""
-    targets = [
-        r if r.dtype == dt and element_strides_ok(r) else allocate_like(x, r.shape, dt)
-        for r, dt in zip(results, compute_dtypes)
-    ]
-    if x.size and all(t.size for t in targets):
-        threads = resolve_num_threads(num_threads, x.nbytes + sum(t.nbytes for t in targets))
-        tables = geometry.taps() + (geometry.windows(),)
-        for views in fold([x, *targets], geometry.axes):
-            kernel(*views, *tables, *args, threads)
-    for r, t in zip(results, targets):
-        if r is not t:
-            np.copyto(r, t, casting="unsafe")
+from cypool._kernels import window as _window_kernels
+from cypool._parallel import check_num_threads
 
 
 def max_pool(
@@ -92,20 +36,20 @@ def max_pool(
     """Max pooling over 1 to 3 axes of an N-d array (see ``shared/API.md``)."""
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
-    return_indices = _check_bool(return_indices, "return_indices")
+    return_indices = check_bool(return_indices, "return_indices")
     check_num_threads(num_threads)
     compute = order_compute_dtype(x.dtype)
-    xk = _kernel_input(x, compute)
+    xk = kernel_input(x, compute)
     shape = geometry.out_shape
     if return_indices:
-        values, indices = _results(
+        values, indices = result_arrays(
             x, out, [(shape, x.dtype), (shape, INDEX_DTYPE)], ["out[0]", "out[1]"]
         )
-        _run(_window_kernels.max_pool_with_indices, geometry, xk, [values, indices],
+        run_kernel(_window_kernels.max_pool_with_indices, geometry, xk, [values, indices],
              [compute, INDEX_DTYPE], num_threads)
         return values, indices
-    (values,) = _results(x, out, [(shape, x.dtype)], ["out"])
-    _run(_window_kernels.max_pool, geometry, xk, [values], [compute], num_threads)
+    (values,) = result_arrays(x, out, [(shape, x.dtype)], ["out"])
+    run_kernel(_window_kernels.max_pool, geometry, xk, [values], [compute], num_threads)
     return values
 
 
@@ -126,13 +70,13 @@ def avg_pool(
     """Average pooling over 1 to 3 axes of an N-d array (see ``shared/API.md``)."""
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
-    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    count_include_pad = check_bool(count_include_pad, "count_include_pad")
     divisor_override = check_divisor_override(divisor_override)
     check_num_threads(num_threads)
     compute, result = average_dtypes(x.dtype)
-    xk = _kernel_input(x, compute)
-    (values,) = _results(x, out, [(geometry.out_shape, result)], ["out"])
-    _run(_window_kernels.avg_pool, geometry, xk, [values], [compute], num_threads,
+    xk = kernel_input(x, compute)
+    (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
+    run_kernel(_window_kernels.avg_pool, geometry, xk, [values], [compute], num_threads,
          *geometry.inverse_divisors(count_include_pad, divisor_override))
     return values
 
@@ -156,9 +100,9 @@ def lp_pool(
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     check_num_threads(num_threads)
     compute, result = average_dtypes(x.dtype)
-    xk = _kernel_input(x, compute)
-    (values,) = _results(x, out, [(geometry.out_shape, result)], ["out"])
-    _run(_window_kernels.lp_pool, geometry, xk, [values], [compute], num_threads, p)
+    xk = kernel_input(x, compute)
+    (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
+    run_kernel(_window_kernels.lp_pool, geometry, xk, [values], [compute], num_threads, p)
     return values
 
 
@@ -167,7 +111,7 @@ def lp_pool(
 # channels_last=True; an int kernel_size applies to every pooled axis.
 
 def _alias_axes(x, rank: int, channels_last: bool) -> tuple[int, ...]:
-    channels_last = _check_bool(channels_last, "channels_last")
+    channels_last = check_bool(channels_last, "channels_last")
     ndim = np.ndim(x)
     needed = rank + (1 if channels_last else 0)
     if ndim < needed:

@@ -73,7 +73,7 @@ cdef struct Plan:
     Py_ssize_t os0, os1, os2, os3, os4
     Py_ssize_t is0, is1, is2, is3, is4
     Py_ssize_t d0, d1, d2
-    Py_ssize_t k2, s2, pad2  # axis 2's kernel, stride and leading pad, for the column pass
+    Py_ssize_t k2, s2, pad2  # axis 2's kernel, stride and leading pad; k2 == 0: table mode
     const int64_t* taps0
     const int64_t* taps1
     const int64_t* taps2
@@ -108,7 +108,14 @@ cdef Plan _make_plan(
 
     # Inner blocks: a whole window's positions fit the buffer, and every thread has work.
     cdef Py_ssize_t elements = SCRATCH_BYTES // buffer_item
-    cdef Py_ssize_t extent2 = (p.k2 - 1) * p.d2 + 1
+    cdef Py_ssize_t extent2 = (p.k2 - 1) * p.d2 + 1, lo, hi
+    if p.k2 == 0:
+        # Table mode (adaptive bins): windows of varying size, one chunk spanning them all.
+        lo, hi, extent2 = taps2[0, 0], 0, 1
+        for i in range(p.o2):
+            lo = min(lo, taps2[i, 0])
+            hi = max(hi, taps2[i, 0] + (taps2[i, 1] - 1) * p.d2 + 1)
+            extent2 = max(extent2, (taps2[i, 1] - 1) * p.d2 + 1)
     nrows = oshape[0] * p.o0 * p.o1
     p.block = p.inner
     if p.block > 1 and p.block * extent2 > elements:
@@ -120,10 +127,13 @@ cdef Plan _make_plan(
 
     # Chunks of axis 2: as many outputs as keep the buffered span within the budget.
     p.ochunk = p.o2
-    if ((p.o2 - 1) * p.s2 + extent2) * p.block > elements:
-        p.ochunk = max(1, (elements // p.block - extent2) // p.s2 + 1)
+    if p.k2 == 0:
+        p.span = hi - lo
+    else:
+        if ((p.o2 - 1) * p.s2 + extent2) * p.block > elements:
+            p.ochunk = max(1, (elements // p.block - extent2) // p.s2 + 1)
+        p.span = (p.ochunk - 1) * p.s2 + extent2
     p.nchunks = (p.o2 + p.ochunk - 1) // p.ochunk
-    p.span = (p.ochunk - 1) * p.s2 + extent2
     p.nitems = nrows * p.nblocks * p.nchunks
     return p
 
@@ -131,7 +141,7 @@ cdef Plan _make_plan(
 cdef inline Item _item(const Plan* p, Py_ssize_t k) noexcept nogil:
     """Decode work item k; chunks vary fastest so neighbouring items touch neighbouring memory."""
     cdef Item it
-    cdef Py_ssize_t ch, cb
+    cdef Py_ssize_t ch, cb, i
     ch = k % p.nchunks
     k = k // p.nchunks
     cb = k % p.nblocks
@@ -144,8 +154,14 @@ cdef inline Item _item(const Plan* p, Py_ssize_t k) noexcept nogil:
     it.nc = min(p.block, p.inner - it.c0)
     it.i2a = ch * p.ochunk
     it.i2b = min(it.i2a + p.ochunk, p.o2)
-    it.lo = it.i2a * p.s2 - p.pad2
-    it.hi = (it.i2b - 1) * p.s2 - p.pad2 + (p.k2 - 1) * p.d2 + 1
+    if p.k2 == 0:
+        it.lo, it.hi = p.taps2[0], 0
+        for i in range(p.o2):
+            it.lo = min(it.lo, p.taps2[2 * i])
+            it.hi = max(it.hi, p.taps2[2 * i] + (p.taps2[2 * i + 1] - 1) * p.d2 + 1)
+    else:
+        it.lo = it.i2a * p.s2 - p.pad2
+        it.hi = (it.i2b - 1) * p.s2 - p.pad2 + (p.k2 - 1) * p.d2 + 1
     it.rlo = max(it.lo, 0)
     it.rhi = min(it.hi, p.n2)
     return it
@@ -458,6 +474,7 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
     """
     cdef const int64_t* t0 = p.taps0 + 2 * it.i0
     cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const int64_t* t2
     cdef const order_t* src
     cdef const order_t* row
     cdef order_t* o
@@ -488,7 +505,13 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
         _max_scan(x, out, NULL, p, it, acc, best_at)
         return
     o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
-    if nc == 1:
+    if p.k2 == 0:
+        # Table mode: each output's own window, from the taps table.
+        for i2 in range(no):
+            t2 = p.taps2 + 2 * (it.i2a + i2)
+            _window_max(o + i2 * p.os3, p.os4, buf + (t2[0] - it.lo) * nc, nc, t2[1], 1,
+                        p.d2 * nc, acc)
+    elif nc == 1:
         # Every window has k2 taps in the padded buffer: a uniform strided pass.
         _window_max(o, p.os3, buf, no, p.k2, p.s2, p.d2, acc)
     else:
@@ -600,6 +623,7 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
     """
     cdef const int64_t* t0 = p.taps0 + 2 * it.i0
     cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const int64_t* t2
     cdef const real_t* src
     cdef const double* row
     cdef real_t* o
@@ -638,7 +662,12 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
     o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
     if kind == POWER_NONE:
         scale = inv0[it.i0] * inv1[it.i1]
-    if nc == 1:
+    if p.k2 == 0:
+        for i2 in range(no):
+            t2 = p.taps2 + 2 * (it.i2a + i2)
+            _window_sum(o + i2 * p.os3, p.os4, buf + (t2[0] - it.lo) * nc, nc, t2[1], 1,
+                        p.d2 * nc, kind, power, scale, inv2 + it.i2a + i2, False, acc)
+    elif nc == 1:
         _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a, True,
                     acc)
     else:

@@ -1,0 +1,65 @@
+"""Running a kernel: checked or new result arrays, compute-dtype temporaries, folded views."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cypool._errors import ParameterTypeError
+from cypool._geometry import WindowGeometry
+from cypool._layout import allocate_like, check_out, element_strides_ok, fold
+from cypool._parallel import resolve_num_threads
+
+INDEX_DTYPE = np.dtype(np.int64)
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterTypeError(f"{name} must be a bool, got {name}={value!r}")
+    return bool(value)
+
+
+def kernel_input(x: np.ndarray, compute_dtype) -> np.ndarray:
+    """x as the kernels read it: the compute dtype and element-aligned strides."""
+    if x.dtype != compute_dtype or not element_strides_ok(x):
+        return x.astype(compute_dtype)
+    return x
+
+
+def result_arrays(x, out, shapes_dtypes, names):
+    """The arrays returned to the user: `out` checked, or new ones laid out like x."""
+    if out is None:
+        return [allocate_like(x, shape, dtype) for shape, dtype in shapes_dtypes]
+    if len(shapes_dtypes) > 1:
+        if not isinstance(out, (tuple, list)) or len(out) != len(shapes_dtypes):
+            raise ParameterTypeError(
+                f"out must be a pair (values, indices) when return_indices=True, got {type(out).__name__}"
+            )
+        outs = list(out)
+    else:
+        outs = [out]
+    checked = [
+        check_out(o, shape, dtype, [x], name)
+        for o, (shape, dtype), name in zip(outs, shapes_dtypes, names)
+    ]
+    for i in range(len(checked)):
+        for j in range(i):
+            if np.may_share_memory(checked[i], checked[j]):
+                raise ValueError("out: the values and indices arrays overlap")
+    return checked
+
+
+def run_kernel(kernel, geometry: WindowGeometry, x, results, compute_dtypes, num_threads, *args):
+    """Run `kernel` over the folded views of x and the results, through compute-dtype
+    temporaries where a result's dtype or strides do not suit the kernels."""
+    targets = [
+        r if r.dtype == dt and element_strides_ok(r) else allocate_like(x, r.shape, dt)
+        for r, dt in zip(results, compute_dtypes)
+    ]
+    if x.size and all(t.size for t in targets):
+        threads = resolve_num_threads(num_threads, x.nbytes + sum(t.nbytes for t in targets))
+        tables = geometry.taps() + (geometry.windows(),)
+        for views in fold([x, *targets], geometry.axes):
+            kernel(*views, *tables, *args, threads)
+    for r, t in zip(results, targets):
+        if r is not t:
+            np.copyto(r, t, casting="unsafe")

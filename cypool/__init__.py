@@ -10,6 +10,16 @@ from cypool._adaptive import (
     global_avg_pool,
     global_max_pool,
 )
+from cypool._backward import (
+    adaptive_avg_pool_backward,
+    adaptive_max_pool_backward,
+    avg_pool_backward,
+    global_avg_pool_backward,
+    global_max_pool_backward,
+    lp_pool_backward,
+    max_pool_backward,
+    max_unpool,
+)
 from cypool._version import __version__
 from cypool._window import (
     avg_pool,
@@ -26,7 +36,15 @@ from cypool._window import (
 __all__ = [
     "__version__",
     "adaptive_avg_pool",
+    "adaptive_avg_pool_backward",
     "adaptive_max_pool",
+    "adaptive_max_pool_backward",
+    "avg_pool_backward",
+    "global_avg_pool_backward",
+    "global_max_pool_backward",
+    "lp_pool_backward",
+    "max_pool_backward",
+    "max_unpool",
     "global_avg_pool",
     "global_max_pool",
     "avg_pool",

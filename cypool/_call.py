@@ -49,17 +49,25 @@ def result_arrays(x, out, shapes_dtypes, names):
 
 
 def run_kernel(kernel, geometry: WindowGeometry, x, results, compute_dtypes, num_threads, *args):
-    """Run `kernel` over the folded views of x and the results, through compute-dtype
-    temporaries where a result's dtype or strides do not suit the kernels."""
+    """Run a window kernel: its folded views, then the geometry's tables, then `args`."""
+    run_folded(kernel, geometry.axes, [x], results, compute_dtypes, num_threads,
+               *geometry.taps(), geometry.windows(), *args)
+
+
+def run_folded(kernel, axes, inputs, results, compute_dtypes, num_threads, *args):
+    """Call kernel(*views, *args, threads) on the folded views of `inputs` (already in the
+    kernels' dtypes) and the results, through compute-dtype temporaries where a result's dtype
+    or strides do not suit the kernels. The first input decides the layout."""
+    first = inputs[0]
     targets = [
-        r if r.dtype == dt and element_strides_ok(r) else allocate_like(x, r.shape, dt)
+        r if r.dtype == dt and element_strides_ok(r) else allocate_like(first, r.shape, dt)
         for r, dt in zip(results, compute_dtypes)
     ]
-    if x.size and all(t.size for t in targets):
-        threads = resolve_num_threads(num_threads, x.nbytes + sum(t.nbytes for t in targets))
-        tables = geometry.taps() + (geometry.windows(),)
-        for views in fold([x, *targets], geometry.axes):
-            kernel(*views, *tables, *args, threads)
+    if all(a.size for a in inputs) and all(t.size for t in targets):
+        work = sum(a.nbytes for a in inputs) + sum(t.nbytes for t in targets)
+        threads = resolve_num_threads(num_threads, work)
+        for views in fold([*inputs, *targets], axes, n_inputs=len(inputs)):
+            kernel(*views, *args, threads)
     for r, t in zip(results, targets):
         if r is not t:
             np.copyto(r, t, casting="unsafe")

@@ -251,6 +251,11 @@ class WindowGeometry:
             return tuple(factors)
         return tuple(g.tap_count(count_include_pad) for g in self.padded())
 
+    def covers(self) -> tuple[np.ndarray, ...]:
+        """cover_table() of padded axes 0 and 1: (ptr0, outs0, ptr1, outs1) for the spread."""
+        padded = self.padded()
+        return cover_table(padded[0]) + cover_table(padded[1])
+
     def inverse_divisors(self, count_include_pad: bool, divisor_override) -> tuple[np.ndarray, ...]:
         """1 / divisors(): kernels multiply, which vectorises where division would not."""
         return tuple(1.0 / f for f in self.divisors(count_include_pad, divisor_override))
@@ -417,3 +422,20 @@ def global_axes(ndim: int, axes) -> tuple[int, ...]:
     if len(set(result)) != len(result):
         raise ValueError(f"axes must be distinct, got axes={tuple(axes)!r}")
     return tuple(sorted(result))
+
+
+@functools.lru_cache(maxsize=1024)
+def cover_table(axis) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of an axis's taps, CSR-style: input position p is covered by the outputs
+    ``outs[ptr[p]:ptr[p + 1]]`` (increasing). Works for window and adaptive axes alike."""
+    taps = axis.taps()
+    counts = taps[:, 1]
+    outs = np.repeat(np.arange(axis.out, dtype=np.int64), counts)
+    tap = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    pos = np.repeat(taps[:, 0], counts) + tap * axis.dilation
+    order = np.lexsort((outs, pos))
+    ptr = np.zeros(axis.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pos, minlength=axis.size), out=ptr[1:])
+    covered = outs[order]
+    ptr.flags.writeable = covered.flags.writeable = False
+    return ptr, covered

@@ -1,3 +1,4 @@
-"""Window pooling forward kernels for the baseline instruction set (see _window_impl.pxi)."""
+"""Pooling kernels (window forward, backward) for the baseline instruction set."""
 
 include "_window_impl.pxi"
+include "_backward_impl.pxi"

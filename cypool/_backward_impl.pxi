@@ -1,0 +1,385 @@
+# Backward kernels over the 5-d geometry, included after _window_impl.pxi (its fused types, line
+# primitives and scratch helpers). No two threads ever write the same grad_input element:
+#
+# * spread (avg, LP and adaptive-avg backward): a work item is one grad_input row
+#   (outer, p0, p1), a block of the inner axis and a chunk of positions along axis 2. It gathers
+#   the output rows (i0, i1) whose windows cover (p0, p1), weighted, into a buffer over axis-2
+#   outputs (row pass), spreads that buffer over the input positions of its chunk (column pass,
+#   the transpose of the forward's) and writes every element of its chunk exactly once.
+# * scatter (max backward, max_unpool): a work item is one whole pooled plane of one outer index
+#   and inner block, since argmax indices may point anywhere in the plane.
+#
+# Sums run in float64: in the buffers for spread, in a thread-local float64 plane for scatter.
+
+
+cdef struct SpreadPlan:
+    Py_ssize_t o2, n0, n1, n2
+    Py_ssize_t inner, block, nblocks
+    Py_ssize_t pchunk, nchunks, nitems
+    Py_ssize_t obuf_len, ibuf_len   # buffer elements per inner lane
+    Py_ssize_t gs0, gs1, gs2, gs3, gs4
+    Py_ssize_t os0, os1, os2, os3, os4
+    Py_ssize_t k2, s2, d2, pad2     # k2 == 0: table mode (adaptive bins)
+    const int64_t* cover0_ptr
+    const int64_t* cover0_out
+    const int64_t* cover1_ptr
+    const int64_t* cover1_out
+    const int64_t* taps2
+    const double* w0
+    const double* w1
+    const double* w2
+
+
+cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a // b if a >= 0 else -((-a + b - 1) // b)
+
+
+cdef inline void _line_axpy(double* dst, const real_t* src, Py_ssize_t n, Py_ssize_t s,
+                            double f, bint assign) noexcept nogil:
+    """dst[i] (= or +=) f * src[i * s], in float64."""
+    cdef Py_ssize_t i
+    if s == 1:
+        if assign:
+            for i in range(n):
+                dst[i] = f * <double>src[i]
+        else:
+            for i in range(n):
+                dst[i] += f * <double>src[i]
+    else:
+        if assign:
+            for i in range(n):
+                dst[i] = f * <double>src[i * s]
+        else:
+            for i in range(n):
+                dst[i] += f * <double>src[i * s]
+
+
+cdef inline void _line_spread(double* dst, const double* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    """dst[i * s] += src[i]: one tap of the column spread."""
+    cdef Py_ssize_t i
+    if s == 1:
+        for i in range(n):
+            dst[i] += src[i]
+    elif s == 2:
+        for i in range(n):
+            dst[2 * i] += src[i]
+    else:
+        for i in range(n):
+            dst[i * s] += src[i]
+
+
+cdef inline void _line_cast_store(real_t* dst, Py_ssize_t s, const double* src, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    if s == 1:
+        for i in range(n):
+            dst[i] = <real_t>src[i]
+    else:
+        for i in range(n):
+            dst[i * s] = <real_t>src[i]
+
+
+cdef SpreadPlan _spread_plan(
+    Py_ssize_t* gshape, Py_ssize_t* gstrides, Py_ssize_t* oshape, Py_ssize_t* ostrides,
+    Py_ssize_t item, const int64_t[::1] cover0_ptr, const int64_t[::1] cover0_out,
+    const int64_t[::1] cover1_ptr, const int64_t[::1] cover1_out,
+    const int64_t[:, ::1] taps2, const int64_t[:, ::1] windows,
+    const double[::1] w0, const double[::1] w1, const double[::1] w2, int num_threads,
+):
+    cdef SpreadPlan p
+    cdef Py_ssize_t i, nrows, extent2, elements = SCRATCH_BYTES // sizeof(double), ochunk
+    p.o2 = gshape[3]
+    p.n0, p.n1, p.n2 = oshape[1], oshape[2], oshape[3]
+    p.inner = oshape[4]
+    p.gs0, p.gs1, p.gs2, p.gs3, p.gs4 = [gstrides[i] // item for i in range(5)]
+    p.os0, p.os1, p.os2, p.os3, p.os4 = [ostrides[i] // item for i in range(5)]
+    p.k2, p.s2, p.d2, p.pad2 = windows[2, 0], windows[2, 1], windows[2, 2], windows[2, 3]
+    p.cover0_ptr, p.cover0_out = &cover0_ptr[0], &cover0_out[0]
+    p.cover1_ptr, p.cover1_out = &cover1_ptr[0], &cover1_out[0]
+    p.taps2 = &taps2[0, 0]
+    p.w0, p.w1, p.w2 = &w0[0], &w1[0], &w2[0]
+
+    extent2 = (p.k2 - 1) * p.d2 + 1 if p.k2 > 0 else 1
+    nrows = oshape[0] * p.n0 * p.n1
+    p.block = p.inner
+    if p.block > 1 and p.block * (extent2 + p.s2) > elements:
+        p.block = max(16, elements // (extent2 + p.s2))
+    while p.block > 16 and nrows * ((p.inner + p.block - 1) // p.block) < 4 * num_threads:
+        p.block = (p.block + 1) // 2
+    p.block = min(p.block, p.inner)
+    p.nblocks = (p.inner + p.block - 1) // p.block
+
+    if p.k2 == 0:
+        # Table mode: one chunk per row, buffers over all outputs and inputs of axis 2.
+        p.pchunk = p.n2
+        p.obuf_len, p.ibuf_len = p.o2, p.n2
+    else:
+        p.pchunk = max(p.s2, elements // p.block)
+        ochunk = (p.pchunk + extent2) // p.s2 + 2
+        p.obuf_len = ochunk
+        p.ibuf_len = (ochunk - 1) * p.s2 + extent2 + p.pchunk
+    p.nchunks = (p.n2 + p.pchunk - 1) // p.pchunk
+    p.nitems = nrows * p.nblocks * p.nchunks
+    return p
+
+
+cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssize_t k,
+                       double* obuf, double* ibuf) noexcept nogil:
+    cdef Py_ssize_t ch, cb, b, p0, p1, c0, nc, pa, pb, olo, ohi, no, blo, bhi, i, j, q, a, e
+    cdef Py_ssize_t i0, i1, first_pos, extent2
+    cdef const real_t* src
+    cdef real_t* dst
+    cdef bint first = True
+    cdef bint gflat, oflat
+    ch = k % p.nchunks
+    k = k // p.nchunks
+    cb = k % p.nblocks
+    k = k // p.nblocks
+    p1 = k % p.n1
+    k = k // p.n1
+    p0 = k % p.n0
+    b = k // p.n0
+    c0 = cb * p.block
+    nc = min(p.block, p.inner - c0)
+    pa = ch * p.pchunk
+    pb = min(pa + p.pchunk, p.n2)
+    gflat = nc == 1 or (p.gs4 == 1 and p.gs3 == nc)
+    oflat = nc == 1 or (p.os4 == 1 and p.os3 == nc)
+
+    # The outputs along axis 2 whose windows reach into [pa, pb), and the buffered positions.
+    if p.k2 == 0:
+        olo, ohi, blo, bhi = 0, p.o2, 0, p.n2
+    else:
+        extent2 = (p.k2 - 1) * p.d2 + 1
+        olo = max(0, -_floor_div(-(pa + p.pad2 - extent2 + 1), p.s2))
+        ohi = min(p.o2, _floor_div(pb - 1 + p.pad2, p.s2) + 1)
+        blo = min(pa, olo * p.s2 - p.pad2)
+        bhi = max(pb, (ohi - 1) * p.s2 - p.pad2 + extent2)
+    no = ohi - olo
+
+    # Row pass: weighted sum of the covering output rows.
+    if no > 0:
+        for a in range(p.cover0_ptr[p0], p.cover0_ptr[p0 + 1]):
+            i0 = p.cover0_out[a]
+            for e in range(p.cover1_ptr[p1], p.cover1_ptr[p1 + 1]):
+                i1 = p.cover1_out[e]
+                src = g + b * p.gs0 + i0 * p.gs1 + i1 * p.gs2 + olo * p.gs3 + c0 * p.gs4
+                if gflat:
+                    _line_axpy(obuf, src, no * nc, p.gs3 if nc == 1 else 1,
+                               p.w0[i0] * p.w1[i1], first)
+                else:
+                    for q in range(no):
+                        _line_axpy(obuf + q * nc, src + q * p.gs3, nc, p.gs4,
+                                   p.w0[i0] * p.w1[i1], first)
+                first = False
+
+    # Column pass: spread each output over its taps along axis 2.
+    for q in range((bhi - blo) * nc):
+        ibuf[q] = 0.0
+    if not first:
+        for i in range(no):
+            for q in range(nc):
+                obuf[i * nc + q] *= p.w2[olo + i]
+        if p.k2 == 0:
+            for i in range(no):
+                first_pos = p.taps2[2 * i]
+                for j in range(p.taps2[2 * i + 1]):
+                    _line_sum(ibuf + (first_pos + j * p.d2 - blo) * nc, obuf + i * nc, nc, 1)
+        elif nc == 1:
+            for j in range(p.k2):
+                _line_spread(ibuf + (olo * p.s2 - p.pad2 + j * p.d2 - blo), obuf, no, p.s2)
+        else:
+            for i in range(no):
+                for j in range(p.k2):
+                    _line_sum(ibuf + ((olo + i) * p.s2 - p.pad2 + j * p.d2 - blo) * nc,
+                              obuf + i * nc, nc, 1)
+
+    # Write every grad_input element of the chunk once.
+    dst = gin + b * p.os0 + p0 * p.os1 + p1 * p.os2 + pa * p.os3 + c0 * p.os4
+    if oflat:
+        _line_cast_store(dst, p.os3 if nc == 1 else 1, ibuf + (pa - blo) * nc, (pb - pa) * nc)
+    else:
+        for q in range(pb - pa):
+            _line_cast_store(dst + q * p.os3, p.os4, ibuf + (pa - blo + q) * nc, nc)
+
+
+def spread(
+    const real_t[:, :, :, :, :] grad_output,
+    real_t[:, :, :, :, :] grad_input,
+    const int64_t[::1] cover0_ptr,
+    const int64_t[::1] cover0_out,
+    const int64_t[::1] cover1_ptr,
+    const int64_t[::1] cover1_out,
+    const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows,
+    const double[::1] w0,
+    const double[::1] w1,
+    const double[::1] w2,
+    int num_threads,
+):
+    """grad_input[p] = sum over the outputs o whose windows hold p of
+    w0[o0] * w1[o1] * w2[o2] * grad_output[o], summed in float64."""
+    cdef SpreadPlan p = _spread_plan(grad_output.shape, grad_output.strides, grad_input.shape,
+                                     grad_input.strides, sizeof(real_t), cover0_ptr, cover0_out,
+                                     cover1_ptr, cover1_out, taps2, windows, w0, w1, w2,
+                                     num_threads)
+    cdef Py_ssize_t k, obuf_bytes = _scratch_stride(p.obuf_len * p.block * sizeof(double))
+    cdef Py_ssize_t stride = obuf_bytes + _scratch_stride(p.ibuf_len * p.block * sizeof(double))
+    cdef char* scratch = <char*>malloc(stride * num_threads)
+    cdef char* mine = NULL
+    cdef const real_t* gp = &grad_output[0, 0, 0, 0, 0]
+    cdef real_t* op = &grad_input[0, 0, 0, 0, 0]
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            mine = scratch + stride * omp_get_thread_num()
+            for k in prange(p.nitems, schedule="static"):
+                _spread_item(gp, op, &p, k, <double*>mine, <double*>(mine + obuf_bytes))
+    finally:
+        free(scratch)
+
+
+# ----------------------------------------------------------------------------------------------
+# Scatter: max backward (accumulate) and max_unpool (assign)
+
+cdef struct ScatterPlan:
+    Py_ssize_t o0, o1, o2, plane
+    Py_ssize_t inner, block, nblocks, nitems
+    Py_ssize_t n0, n1, n2
+    Py_ssize_t vs0, vs1, vs2, vs3, vs4
+    Py_ssize_t is0, is1, is2, is3, is4
+    Py_ssize_t os0, os1, os2, os3, os4
+
+
+cdef ScatterPlan _scatter_plan(Py_ssize_t* vshape, Py_ssize_t* vstrides, Py_ssize_t vitem,
+                               Py_ssize_t* istrides, Py_ssize_t* oshape, Py_ssize_t* ostrides,
+                               Py_ssize_t lane_bytes, int num_threads):
+    cdef ScatterPlan p
+    cdef Py_ssize_t i
+    p.o0, p.o1, p.o2 = vshape[1], vshape[2], vshape[3]
+    p.n0, p.n1, p.n2 = oshape[1], oshape[2], oshape[3]
+    p.plane = oshape[1] * oshape[2] * oshape[3]
+    p.inner = oshape[4]
+    p.vs0, p.vs1, p.vs2, p.vs3, p.vs4 = [vstrides[i] // vitem for i in range(5)]
+    p.is0, p.is1, p.is2, p.is3, p.is4 = [istrides[i] // sizeof(int64_t) for i in range(5)]
+    p.os0, p.os1, p.os2, p.os3, p.os4 = [ostrides[i] // vitem for i in range(5)]
+    # A float64 plane per thread for each inner lane of a block: keep it within ~1 MB.
+    p.block = max(1, min(p.inner, (1 << 20) // max(1, p.plane * lane_bytes)))
+    while p.block > 1 and oshape[0] * ((p.inner + p.block - 1) // p.block) < 4 * num_threads:
+        p.block = (p.block + 1) // 2
+    p.nblocks = (p.inner + p.block - 1) // p.block
+    p.nitems = oshape[0] * p.nblocks
+    return p
+
+
+cdef inline Py_ssize_t _plane_offset(const ScatterPlan* p, Py_ssize_t flat) noexcept nogil:
+    """Element offset in the output of flat pooled position `flat` (row-major over n0, n1, n2)."""
+    cdef Py_ssize_t q2 = flat % p.n2, rest = flat // p.n2
+    return (rest // p.n1) * p.os1 + (rest % p.n1) * p.os2 + q2 * p.os3
+
+
+cdef void _store_plane(real_t* dst, const ScatterPlan* p, const double* plane, Py_ssize_t nc) noexcept nogil:
+    """Write a float64 plane (n0, n1, n2, nc) into grad_input rows, cast to real_t."""
+    cdef Py_ssize_t p0, p1, p2
+    cdef real_t* row
+    cdef const double* src
+    for p0 in range(p.n0):
+        for p1 in range(p.n1):
+            row = dst + p0 * p.os1 + p1 * p.os2
+            src = plane + (p0 * p.n1 + p1) * p.n2 * nc
+            if nc == 1:
+                _line_cast_store(row, p.os3, src, p.n2)
+            else:
+                for p2 in range(p.n2):
+                    _line_cast_store(row + p2 * p.os3, p.os4, src + p2 * nc, nc)
+
+
+cdef void _scatter_add_item(const real_t* g, const int64_t* idx, real_t* gin,
+                            const ScatterPlan* p, Py_ssize_t k, double* plane) noexcept nogil:
+    cdef Py_ssize_t cb = k % p.nblocks, b = k // p.nblocks
+    cdef Py_ssize_t c0 = cb * p.block, nc = min(p.block, p.inner - c0)
+    cdef Py_ssize_t i0, i1, i2, c, q
+    cdef const real_t* gv
+    cdef const int64_t* iv
+    for q in range(p.plane * nc):
+        plane[q] = 0.0
+    for i0 in range(p.o0):
+        for i1 in range(p.o1):
+            for i2 in range(p.o2):
+                gv = g + b * p.vs0 + i0 * p.vs1 + i1 * p.vs2 + i2 * p.vs3 + c0 * p.vs4
+                iv = idx + b * p.is0 + i0 * p.is1 + i1 * p.is2 + i2 * p.is3 + c0 * p.is4
+                for c in range(nc):
+                    plane[iv[c * p.is4] * nc + c] += <double>gv[c * p.vs4]
+    _store_plane(gin + b * p.os0 + c0 * p.os4, p, plane, nc)
+
+
+def scatter_add(
+    const real_t[:, :, :, :, :] grad_output,
+    const int64_t[:, :, :, :, :] indices,
+    real_t[:, :, :, :, :] grad_input,
+    int num_threads,
+):
+    """grad_input = zeros, then grad_input[indices[o]] += grad_output[o] for every output o, in
+    float64 and output order. Indices must be valid flat positions of the pooled plane."""
+    cdef ScatterPlan p = _scatter_plan(grad_output.shape, grad_output.strides, sizeof(real_t),
+                                       indices.strides, grad_input.shape, grad_input.strides,
+                                       sizeof(double), num_threads)
+    cdef Py_ssize_t k, stride = _scratch_stride(p.plane * p.block * sizeof(double))
+    cdef char* scratch = <char*>malloc(stride * num_threads)
+    cdef char* mine = NULL
+    cdef const real_t* gp = &grad_output[0, 0, 0, 0, 0]
+    cdef const int64_t* ip = &indices[0, 0, 0, 0, 0]
+    cdef real_t* op = &grad_input[0, 0, 0, 0, 0]
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            mine = scratch + stride * omp_get_thread_num()
+            for k in prange(p.nitems, schedule="static"):
+                _scatter_add_item(gp, ip, op, &p, k, <double*>mine)
+    finally:
+        free(scratch)
+
+
+cdef void _scatter_set_item(const order_t* x, const int64_t* idx, order_t* out,
+                            const ScatterPlan* p, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t cb = k % p.nblocks, b = k // p.nblocks
+    cdef Py_ssize_t c0 = cb * p.block, nc = min(p.block, p.inner - c0)
+    cdef Py_ssize_t i0, i1, i2, c, p0, p1, p2
+    cdef const order_t* xv
+    cdef const int64_t* iv
+    cdef order_t* base = out + b * p.os0 + c0 * p.os4
+    cdef order_t* dst
+    for p0 in range(p.n0):
+        for p1 in range(p.n1):
+            for p2 in range(p.n2):
+                dst = base + p0 * p.os1 + p1 * p.os2 + p2 * p.os3
+                for c in range(nc):
+                    dst[c * p.os4] = 0
+    for i0 in range(p.o0):
+        for i1 in range(p.o1):
+            for i2 in range(p.o2):
+                xv = x + b * p.vs0 + i0 * p.vs1 + i1 * p.vs2 + i2 * p.vs3 + c0 * p.vs4
+                iv = idx + b * p.is0 + i0 * p.is1 + i1 * p.is2 + i2 * p.is3 + c0 * p.is4
+                for c in range(nc):
+                    dst = base + _plane_offset(p, iv[c * p.is4])
+                    dst[c * p.os4] = xv[c * p.vs4]
+
+
+def scatter_set(
+    const order_t[:, :, :, :, :] x,
+    const int64_t[:, :, :, :, :] indices,
+    order_t[:, :, :, :, :] out,
+    int num_threads,
+):
+    """out = zeros, then out[indices[o]] = x[o] in output order (a repeated index keeps the
+    last value). Indices must be valid flat positions of out's pooled plane."""
+    cdef ScatterPlan p = _scatter_plan(x.shape, x.strides, sizeof(order_t), indices.strides,
+                                       out.shape, out.strides, 0, num_threads)
+    cdef Py_ssize_t k
+    cdef const order_t* xp = &x[0, 0, 0, 0, 0]
+    cdef const int64_t* ip = &indices[0, 0, 0, 0, 0]
+    cdef order_t* op = &out[0, 0, 0, 0, 0]
+    with nogil:
+        for k in prange(p.nitems, schedule="static", num_threads=num_threads):
+            _scatter_set_item(xp, ip, op, &p, k)

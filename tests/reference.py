@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,8 +268,7 @@ def ref_max_pool(x, kernel_size, stride=None, padding=0, dilation=1, axes=None,
                 pass  # the first NaN wins and stays
             elif is_float and math.isnan(v):
                 best, best_flat = v, flat
-            elif operator.gt(int(v) if not is_float else float(v),
-                             int(best) if not is_float else float(best)):
+            elif (float(v) > float(best)) if is_float else (int(v) > int(best)):
                 best, best_flat = v, flat  # strictly greater: ties keep the first
         assert best is not None, "window without input element slipped through"
         values[out_idx] = best

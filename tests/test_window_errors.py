@@ -22,20 +22,8 @@ def call(op, x, *args, **kwargs):
 
 
 def raises(exc, *patterns):
-    """pytest.raises checking that the message matches every regex in ``patterns``."""
-    class _Ctx:
-        def __enter__(self):
-            self.ctx = pytest.raises(exc)
-            self.info = self.ctx.__enter__()
-            return self.info
-
-        def __exit__(self, *a):
-            suppressed = self.ctx.__exit__(*a)
-            msg = str(self.info.value)
-            for p in patterns:
-                assert re.search(p, msg), f"message {msg!r} does not match {p!r}"
-            return suppressed
-    return _Ctx()
+    """pytest.raises whose ``match`` requires every regex in ``patterns``, in any order."""
+    return pytest.raises(exc, match="".join(f"(?=[\\s\\S]*(?:{p}))" for p in patterns))
 
 
 # ------------------------------------------------------------------------------- padding
@@ -93,9 +81,9 @@ def test_padding_wrong_length(op):
 
 @pytest.mark.parametrize("op", OPS)
 def test_output_size_below_one(op):
-    with raises(ValueError, r"(?i)output size|kernel_size", r"0"):
+    with raises(ValueError, r"(?i:output size)|kernel_size", r"0"):
         call(op, np.zeros((3, 2)), (3,))
-    with raises(ValueError, r"(?i)output size|kernel_size"):
+    with raises(ValueError, r"(?i:output size)|kernel_size"):
         call(op, X, (10, 2), (1, 1), ceil_mode=True)        # ceil(-2 / 1) + 1 = -1
 
 

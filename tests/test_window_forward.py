@@ -196,7 +196,7 @@ def _check_float_close(got, want, dtype, x):
 # ================================================================================ properties
 
 
-@settings(max_examples=700, **SETTINGS)
+@settings(max_examples=1500, **SETTINGS)
 @given(geometries(), st.sampled_from(MAX_DTYPES), value_modes, views, seeds)
 def test_max_pool_matches_reference(geom, dtype, mode, transforms, seed):
     shape, kwargs = geom
@@ -218,7 +218,7 @@ def test_max_pool_matches_reference(geom, dtype, mode, transforms, seed):
     np.testing.assert_array_equal(x, before)
 
 
-@settings(max_examples=600, **SETTINGS)
+@settings(max_examples=1200, **SETTINGS)
 @given(geometries(), st.sampled_from(MAX_DTYPES), value_modes, views, seeds,
        st.booleans(), st.sampled_from([None, None, 1, 2, 3, 7, -2]))
 def test_avg_pool_matches_reference(geom, dtype, mode, transforms, seed, cip, divisor):
@@ -237,7 +237,7 @@ def test_avg_pool_matches_reference(geom, dtype, mode, transforms, seed, cip, di
     np.testing.assert_array_equal(x, before)
 
 
-@settings(max_examples=400, **SETTINGS)
+@settings(max_examples=800, **SETTINGS)
 @given(geometries(), st.sampled_from(MAX_DTYPES), st.sampled_from(["random", "ties"]), views,
        seeds, st.sampled_from([1, 2, 3, 4, 0.5, 1.5, 2.5, np.float32(3.0)]))
 def test_lp_pool_matches_reference(geom, dtype, mode, transforms, seed, p):
@@ -257,6 +257,109 @@ def test_lp_pool_matches_reference(geom, dtype, mode, transforms, seed, p):
     assert not np.isnan(got).any()
     _check_float_close(got, want, x.dtype, x)
     np.testing.assert_array_equal(x, before)
+
+
+# ================================================================================ larger arrays
+# Bigger arrays reach the kernels' chunked (long pooled rows), blocked (wide channels-last inner
+# axis) and multi-threaded paths; the slow reference then checks a few sampled batch positions.
+
+
+@st.composite
+def large_cases(draw):
+    layout = draw(st.sampled_from(["long1d", "channels_first", "channels_last"]))
+    if layout == "long1d":
+        rank, lead = 1, [draw(st.one_of(st.integers(1, 3), st.integers(16, 60)))]
+        spatial_hi, inner = 5000, None
+    elif layout == "channels_first":
+        rank = draw(st.integers(1, 3))
+        lead = [draw(st.integers(1, 4)), draw(st.one_of(st.integers(1, 8), st.integers(16, 64)))]
+        spatial_hi, inner = {1: 3000, 2: 70, 3: 16}[rank], None
+    else:
+        rank = draw(st.integers(1, 3))
+        lead = [draw(st.one_of(st.integers(1, 2), st.integers(4, 16)))]
+        spatial_hi = {1: 12, 2: 8, 3: 4}[rank]
+        inner = draw(st.one_of(st.integers(1, 40), st.sampled_from([64, 100, 257, 1030, 2500])))
+    ks, ss, ds, pads, sizes = [], [], [], [], []
+    for _ in range(rank):
+        k = draw(st.integers(1, 4))
+        d = draw(st.integers(1, 3)) if draw(st.integers(0, 2)) == 0 else 1
+        e = d * (k - 1) + 1
+        pb, pa = draw(st.integers(0, e // 2)), draw(st.integers(0, e // 2))
+        lo = max(1, e - pb - pa)
+        hi = max(lo, spatial_hi)
+        sizes.append(draw(st.one_of(st.integers(lo, lo + 8), st.integers(max(lo, hi // 3), hi))))
+        ks.append(k), ss.append(draw(st.integers(1, 4))), ds.append(d), pads.append((pb, pa))
+    shape = lead + sizes + ([inner] if inner else [])
+    assume(math.prod(shape) <= 300_000)
+    axes = tuple(range(len(lead), len(lead) + rank))
+    kwargs = dict(kernel_size=tuple(ks), stride=tuple(ss), padding=tuple(pads),
+                  dilation=tuple(ds), axes=axes, ceil_mode=draw(st.booleans()))
+    return tuple(shape), kwargs
+
+
+def _sampled_batch_check(x, got, kwargs, ref_fn, compare, rng, samples=3):
+    """Compare ``got`` with the reference on a few batch positions of ``x``."""
+    axes = kwargs["axes"]
+    batch_axes = [a for a in range(x.ndim) if a not in axes]
+    sub_kwargs = {k: v for k, v in kwargs.items() if k != "axes"}
+    for _ in range(samples):
+        idx = [slice(None)] * x.ndim
+        for a in batch_axes:
+            idx[a] = int(rng.integers(x.shape[a]))
+        idx = tuple(idx)
+        compare(got, ref_fn(x[idx], **sub_kwargs), idx)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(large_cases(), st.sampled_from(MAX_DTYPES), value_modes,
+       st.lists(st.sampled_from(["flip", "transpose", "step"]), max_size=1), seeds)
+def test_max_pool_large_arrays(case, dtype, mode, transforms, seed):
+    shape, kwargs = case
+    if not _geometry_or_expect_error(shape, kwargs, lambda x: cypool.max_pool(x, **kwargs)):
+        return
+    rng = np.random.default_rng(seed)
+    x = _make_view(_make_values(rng, shape, dtype, mode, False), transforms, rng)
+    v2, i2 = cypool.max_pool(x, **kwargs, return_indices=True, num_threads=2)
+    v1 = cypool.max_pool(x, **kwargs, num_threads=1)
+    np.testing.assert_array_equal(v1, v2)
+    vn = cypool.max_pool(x, **kwargs)
+    np.testing.assert_array_equal(vn, v2)
+
+    def compare(got, want, idx):
+        np.testing.assert_array_equal(got[0][idx], want[0])
+        np.testing.assert_array_equal(got[1][idx], want[1])
+    _sampled_batch_check(x, (v2, i2), kwargs, ref_max_pool, compare, rng)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(large_cases(), st.sampled_from(MAX_DTYPES), st.booleans(),
+       st.sampled_from([None, None, 3]), st.sampled_from([None, 1, 1.5, 2]),
+       st.lists(st.sampled_from(["flip", "transpose", "step"]), max_size=1), seeds)
+def test_avg_lp_pool_large_arrays(case, dtype, cip, divisor, p, transforms, seed):
+    shape, kwargs = case
+    op = (lambda x, **kw: cypool.avg_pool(x, **kw, count_include_pad=cip,
+                                          divisor_override=divisor)) if p is None else \
+        (lambda x, **kw: cypool.lp_pool(x, p, **kw))
+    if not _geometry_or_expect_error(shape, kwargs, lambda x: op(x, **kwargs)):
+        return
+    rng = np.random.default_rng(seed)
+    x = _make_values(rng, shape, dtype, "random", True)
+    if x.dtype.kind in "iu":
+        x = np.clip(x, max(np.iinfo(x.dtype).min, -1000), 1000).astype(x.dtype)
+    x = _make_view(x, transforms, rng)
+    got = op(x, **kwargs, num_threads=2)
+    np.testing.assert_array_equal(op(x, **kwargs, num_threads=1), got)
+    assert got.dtype == avg_result_dtype(x.dtype)
+    if p is None:
+        def ref(xs, **kw):
+            return ref_avg_pool(xs, **kw, count_include_pad=cip, divisor_override=divisor)
+    else:
+        def ref(xs, **kw):
+            return ref_lp_pool(xs, p, **kw)
+
+    def compare(got, want, idx):
+        _check_float_close(got[idx], want, x.dtype, x)
+    _sampled_batch_check(x, got, kwargs, ref, compare, rng)
 
 
 # ================================================================================ edge cases
@@ -435,7 +538,7 @@ def test_out_argument(dtype):
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64, np.uint16])
 def test_num_threads_identical(dtype):
     rng = np.random.default_rng(2)
-    x = _make_values(rng, (4, 3, 40, 33), dtype, "ties", True)
+    x = _make_values(rng, (8, 4, 64, 64), dtype, "ties", True)   # >= 256 kB: threaded
     kw = dict(kernel_size=(3, 3), stride=(2, 1), padding=1, ceil_mode=True)
     r1 = cypool.max_pool(x, **kw, return_indices=True, num_threads=1)
     r2 = cypool.max_pool(x, **kw, return_indices=True, num_threads=2)
@@ -557,3 +660,41 @@ def test_concurrent_calls_from_python_threads():
         np.testing.assert_array_equal(b, d)
     for a, c in zip(serial_avg, par_avg):
         np.testing.assert_array_equal(a, c)
+
+
+def test_window_sums_do_not_cancel():
+    """Each window is summed on its own: a huge value must not leak into later windows (as a
+    running add-and-subtract sum would do)."""
+    x = np.array([1e20, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    for dtype in (np.float64, np.float32):
+        xx = x.astype(dtype)
+        for k in (2, 3):
+            want = ref_avg_pool(xx, (k,), (1,))
+            np.testing.assert_allclose(cypool.avg_pool(xx, (k,), (1,)), want, rtol=1e-6)
+            # the same along a batch-inner (channels-last) layout
+            y = np.repeat(xx[:, None], 20, axis=1)
+            np.testing.assert_allclose(cypool.avg_pool(y, (k,), (1,), axes=(0,)),
+                                       np.repeat(want[:, None], 20, axis=1), rtol=1e-6)
+            np.testing.assert_allclose(cypool.lp_pool(xx, 1, (k,), (1,)),
+                                       ref_lp_pool(xx, 1, (k,), (1,)), rtol=1e-6)
+    x = np.array([1e8, 1, -1e8, 1, 3, 5], np.float32)
+    np.testing.assert_allclose(cypool.avg_pool(x, (4,), (1,)), [0.5, -24999998, -24999998],
+                               rtol=1e-6)
+
+
+def test_large_window_accuracy():
+    """float32 sums accumulate in float64 (float16 at least in float32)."""
+    rng = np.random.default_rng(8)
+    x = rng.random(100_000).astype(np.float32)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(cypool.avg_pool(x, (x.size,)), [x64.mean()], rtol=1e-6)
+    np.testing.assert_allclose(cypool.lp_pool(x, 2, (x.size,)),
+                               [np.sqrt((x64 ** 2).sum())], rtol=1e-6)
+    np.testing.assert_allclose(cypool.lp_pool(x, 3, (x.size,)),
+                               [((x64 ** 3).sum()) ** (1 / 3)], rtol=1e-6)
+    h = x.astype(np.float16)
+    np.testing.assert_allclose(cypool.avg_pool(h, (h.size,)).astype(np.float64),
+                               [h.astype(np.float64).mean()], rtol=1e-3)
+    # float32 values too large for a float32 square: the norm is still right
+    np.testing.assert_allclose(cypool.lp_pool(np.array([3e30, 4e30], np.float32), 2, (2,)),
+                               [5e30], rtol=1e-6)

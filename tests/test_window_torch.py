@@ -74,7 +74,7 @@ def _axes(rank, channels_last):
     return tuple(range(1, rank + 1)) if channels_last else tuple(range(2, rank + 2))
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=500, **SETTINGS)
 @given(torch_cases("max"))
 def test_max_pool_vs_torch(case):
     x, rank, g, ceil_mode, cl = case
@@ -95,7 +95,7 @@ def test_max_pool_vs_torch(case):
     np.testing.assert_array_equal(ai, i)
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=500, **SETTINGS)
 @given(torch_cases("avg"), st.booleans(), st.sampled_from([None, None, 1, 2, 5, -3]))
 def test_avg_pool_vs_torch(case, count_include_pad, divisor):
     x, rank, g, ceil_mode, cl = case
@@ -125,7 +125,7 @@ def test_avg_pool_vs_torch(case, count_include_pad, divisor):
     np.testing.assert_array_equal(got2, got)
 
 
-@settings(max_examples=200, **SETTINGS)
+@settings(max_examples=300, **SETTINGS)
 @given(torch_cases("lp"), st.sampled_from([1, 2, 3, 1.5, 0.75]))
 def test_lp_pool_vs_torch(case, p):
     x, rank, g, ceil_mode, cl = case

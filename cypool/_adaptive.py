@@ -1,15 +1,22 @@
-"""Adaptive and global pooling forward: bins instead of windows, run by the window kernels.
+"""Adaptive and global pooling forward.
 
-Adaptive bins come from ``_geometry.adaptive_geometry`` as taps tables ("table mode"); global
-pooling is adaptive pooling to one bin over the reduced axes, merged into one axis when their
-strides allow it.
+Adaptive bins come from ``_geometry.adaptive_geometry`` as taps tables and run on the window
+kernels ("table mode"). Global pooling reduces whole regions with its own kernels, after merging
+the reduced axes into one where their strides allow it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cypool._call import INDEX_DTYPE, check_bool, kernel_input, result_arrays, run_kernel
+from cypool._call import (
+    INDEX_DTYPE,
+    check_bool,
+    kernel_input,
+    result_arrays,
+    run_folded,
+    run_kernel,
+)
 from cypool._dtypes import ORDER_DTYPES, as_array, average_dtypes, order_compute_dtype
 from cypool._geometry import adaptive_geometry, global_axes
 from cypool._kernels import window as _window_kernels
@@ -111,9 +118,15 @@ def global_avg_pool(x, *, axes=None, keepdims=False, out=None, num_threads=None)
     """Mean over the reduced axes (default: every axis after N, C), summed in float64."""
     call = _GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
+    compute, result = average_dtypes(call.x.dtype)
     if out is not None:
-        out = call.to_internal(out, average_dtypes(call.x.dtype)[1], "out")
-    return call.to_user(_avg(call.folded, call.geometry, out, num_threads))
+        out = call.to_internal(out, result, "out")
+    xk = kernel_input(call.folded, compute)
+    (values,) = result_arrays(call.folded, out, [(call.geometry.out_shape, result)], ["out"])
+    count = int(np.prod([call.folded.shape[a] for a in call.folded_axes]))
+    run_folded(_window_kernels.global_sum, call.folded_axes, [xk], [values], [compute],
+               num_threads, 1.0 / count)
+    return call.to_user(values)
 
 
 def global_max_pool(x, *, axes=None, keepdims=False, return_indices=False, out=None,
@@ -131,7 +144,17 @@ def global_max_pool(x, *, axes=None, keepdims=False, return_indices=False, out=N
                call.to_internal(out[1], INDEX_DTYPE, "out[1]"))
     elif out is not None:
         out = call.to_internal(out, call.x.dtype, "out")
-    result = _max(call.folded, call.geometry, return_indices, out, num_threads)
+    compute = order_compute_dtype(call.x.dtype)
+    xk = kernel_input(call.folded, compute)
+    shape = call.geometry.out_shape
     if return_indices:
-        return call.to_user(result[0]), call.to_user(result[1])
-    return call.to_user(result)
+        values, indices = result_arrays(call.folded, out, [(shape, call.x.dtype),
+                                                           (shape, INDEX_DTYPE)],
+                                        ["out[0]", "out[1]"])
+        run_folded(_window_kernels.global_max, call.folded_axes, [xk], [values, indices],
+                   [compute, INDEX_DTYPE], num_threads)
+        return call.to_user(values), call.to_user(indices)
+    (values,) = result_arrays(call.folded, out, [(shape, call.x.dtype)], ["out"])
+    run_folded(_window_kernels.global_max, call.folded_axes, [xk], [values], [compute],
+               num_threads, None)
+    return call.to_user(values)

@@ -21,6 +21,7 @@ repeats (one, without warm-up, under ``--quick``).
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import os
 import statistics
@@ -244,8 +245,323 @@ def _window_cases() -> list[Case]:
     return rows
 
 
-# The table, in order. Later work appends rows (backward, global, sequence pooling).
-CASES: list[Case] = _window_cases()
+# ---------------------------------------------------------------------------------------------
+# Backward, global and adaptive rows
+#
+# These rows pool the trailing axes of NCHW images or axes (1, 2) of channels-last ones. Their
+# inputs can be several arrays (x, grad_output, indices); ``traffic`` then counts only the bytes
+# the op itself must read and write, so an input the op does not touch (x for avg backward, kept
+# for torch, which wants the input tensor) does not enter the roofline.
+
+
+def _taps(kernel):
+    """Window offsets in row-major scan order (the order ties are broken in)."""
+    return list(itertools.product(*(range(k) for k in kernel)))
+
+
+def _tap_view(a: np.ndarray, offsets, stride, out_spatial):
+    """The strided view of a padded array holding tap `offsets` of every window: element
+    ``[..., i, j]`` is tap `offsets` of output window ``(i, j)`` (trailing pooled axes)."""
+    sl = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offsets, stride, out_spatial))
+    return a[(Ellipsis,) + sl]
+
+
+def _pad_trailing(shape, padding):
+    nd = len(padding)
+    return tuple(shape[: len(shape) - nd]) + tuple(n + 2 * p for n, p in zip(shape[len(shape) - nd:], padding))
+
+
+def _unpad_trailing(a: np.ndarray, padding):
+    return a[(Ellipsis,) + tuple(slice(p, a.shape[a.ndim - len(padding) + i] - p)
+                                 for i, p in enumerate(padding))]
+
+
+def numpy_max_backward_indices(g, idx, input_shape):
+    """max pool backward from indices (N, C, *pooled): ``np.add.at`` of g at the flat positions
+    ``plane_number * plane_size + index`` of a zeroed grad_input (the 1-d index form, which is
+    NumPy's fast ``add.at`` path: about 2x faster than a (row, column) index pair)."""
+    planes = g.shape[0] * g.shape[1]
+    plane = math.prod(input_shape[2:])
+    gi = np.zeros(planes * plane, dtype=g.dtype)
+    flat = idx.reshape(planes, -1) + (np.arange(planes, dtype=idx.dtype) * plane)[:, None]
+    np.add.at(gi, flat.ravel(), g.ravel())
+    return gi.reshape(input_shape)
+
+
+def numpy_max_backward_recomputed(g, x, kernel, stride, padding):
+    """max pool backward recomputing the argmax: the window max over the tap views of the
+    -inf-padded input, then each tap in scan order takes g where it equals the max and no
+    earlier tap did (ties to the first position, as cypool and PyTorch)."""
+    pads = [(0, 0)] * (x.ndim - len(kernel)) + [(p, p) for p in padding]
+    xp = np.pad(x, pads, constant_values=-np.inf)
+    out_spatial = g.shape[g.ndim - len(kernel):]
+    taps = _taps(kernel)
+    best = _tap_view(xp, taps[0], stride, out_spatial).copy()
+    for t in taps[1:]:
+        np.maximum(best, _tap_view(xp, t, stride, out_spatial), out=best)
+    gip = np.zeros(xp.shape, dtype=g.dtype)
+    done = np.zeros(g.shape, dtype=bool)
+    for t in taps:
+        hit = _tap_view(xp, t, stride, out_spatial) == best
+        hit &= ~done
+        done |= hit
+        _tap_view(gip, t, stride, out_spatial)[...] += np.where(hit, g, 0)
+    return _unpad_trailing(gip, padding)
+
+
+def numpy_avg_backward(g, input_shape, kernel, stride, padding):
+    """avg pool backward, count_include_pad=True without ceil mode (every divisor is the window
+    size): g / window size added into each tap view of a zero-padded gradient."""
+    gs = g / math.prod(kernel)
+    gip = np.zeros(_pad_trailing(input_shape, padding), dtype=g.dtype)
+    out_spatial = g.shape[g.ndim - len(kernel):]
+    for t in _taps(kernel):
+        _tap_view(gip, t, stride, out_spatial)[...] += gs
+    return _unpad_trailing(gip, padding)
+
+
+def _geometry_name(kernel, stride, padding) -> str:
+    geom = "x".join(map(str, kernel)) + (
+        "/" + "x".join(map(str, stride)) if len(set(stride)) > 1 else f"/{stride[0]}"
+    )
+    if any(padding):
+        geom += f" p{padding[0]}" if len(set(padding)) == 1 else " p" + "x".join(map(str, padding))
+    return geom
+
+
+def max_backward_inputs(shape, kernel, stride, padding, dtype="float32"):
+    """(x, g, idx): random x, random g of the forward output's shape and the forward's indices
+    from ``cypool.max_pool`` (pooling the trailing axes)."""
+
+    def make(rng: np.random.Generator) -> Inputs:
+        import cypool
+
+        (x,) = random_input(shape, dtype)(rng)
+        _, idx = cypool.max_pool(x, kernel, stride, padding, return_indices=True)
+        g = rng.standard_normal(idx.shape, dtype=np.float32).astype(dtype, copy=False)
+        return (x, g, idx)
+
+    make.key = ("max_backward", tuple(shape), kernel, stride, padding, np.dtype(dtype).str)
+    return make
+
+
+def avg_backward_inputs(shape, kernel, stride, padding, dtype="float32"):
+    """(x, g): random x (only torch's backward op reads it, for its shape) and random g of the
+    forward output's shape (pooling the trailing axes)."""
+    nd = len(kernel)
+    out_spatial = tuple((n + 2 * p - k) // s + 1
+                        for n, k, s, p in zip(shape[len(shape) - nd:], kernel, stride, padding))
+    g_shape = tuple(shape[: len(shape) - nd]) + out_spatial
+
+    def make(rng: np.random.Generator) -> Inputs:
+        (x,) = random_input(shape, dtype)(rng)
+        g = rng.standard_normal(g_shape, dtype=np.float32).astype(dtype, copy=False)
+        return (x, g)
+
+    make.key = ("avg_backward", tuple(shape), kernel, stride, padding, np.dtype(dtype).str)
+    return make
+
+
+def max_backward_case(kernel, stride, padding, shape, *, with_indices: bool, dtype="float32"):
+    """max_pool_backward over the trailing two axes of an NCHW image, from the forward's indices
+    (reads g and indices) or recomputing them (reads g and x); writes grad_input."""
+    k, s, p = _tuple(kernel, 2), _tuple(stride, 2), _tuple(padding, 2)
+    name = f"max bwd {_geometry_name(k, s, p)} {'idx' if with_indices else 'recomp'}"
+
+    def cy(inputs, threads):
+        import cypool
+
+        x, g, idx = inputs
+        indices = idx if with_indices else None
+        return lambda out=None: cypool.max_pool_backward(g, x, k, s, p, indices=indices, out=out,
+                                                         num_threads=threads)
+
+    def npy(inputs, threads):
+        x, g, idx = inputs
+        if with_indices:
+            return lambda: numpy_max_backward_indices(g, idx, x.shape)
+        return lambda: numpy_max_backward_recomputed(g, x, k, s, p)
+
+    def tch(inputs, threads):
+        import torch
+        import torch.nn.functional as F
+
+        x, g, idx = (torch.from_numpy(a) for a in inputs)
+        backward = torch.ops.aten.max_pool2d_with_indices_backward
+        kl, sl, pl, dl = list(k), list(s), list(p), [1, 1]
+        if with_indices:
+            return lambda: backward(g, x, kl, sl, pl, dl, False, idx)
+        return lambda: backward(g, x, kl, sl, pl, dl, False,
+                                F.max_pool2d(x, kl, sl, pl, return_indices=True)[1])
+
+    def traffic(inputs, result):
+        x, g, idx = inputs
+        return g.nbytes + (idx.nbytes if with_indices else x.nbytes) + _nbytes(result)
+
+    return Case(
+        name=name,
+        shape=tuple(shape),
+        layout="NCHW",
+        make_inputs=max_backward_inputs(tuple(shape), k, s, p, dtype),
+        cypool=cy,
+        numpy=npy,
+        torch=tch,
+        traffic=traffic,
+        dtype=dtype,
+        tags=("window", "backward", "max"),
+    )
+
+
+def avg_backward_case(kernel, stride, padding, shape, dtype="float32"):
+    """avg_pool_backward (count_include_pad=True) over the trailing two axes of an NCHW image:
+    reads g, writes grad_input."""
+    k, s, p = _tuple(kernel, 2), _tuple(stride, 2), _tuple(padding, 2)
+
+    def cy(inputs, threads):
+        import cypool
+
+        x, g = inputs
+        return lambda out=None: cypool.avg_pool_backward(g, x.shape, k, s, p, out=out,
+                                                         num_threads=threads)
+
+    def npy(inputs, threads):
+        x, g = inputs
+        return lambda: numpy_avg_backward(g, x.shape, k, s, p)
+
+    def tch(inputs, threads):
+        import torch
+
+        x, g = (torch.from_numpy(a) for a in inputs)
+        backward = torch.ops.aten.avg_pool2d_backward
+        kl, sl, pl = list(k), list(s), list(p)
+        return lambda: backward(g, x, kl, sl, pl, False, True, None)
+
+    return Case(
+        name=f"avg bwd {_geometry_name(k, s, p)}",
+        shape=tuple(shape),
+        layout="NCHW",
+        make_inputs=avg_backward_inputs(tuple(shape), k, s, p, dtype),
+        cypool=cy,
+        numpy=npy,
+        torch=tch,
+        traffic=lambda inputs, result: inputs[1].nbytes + _nbytes(result),
+        dtype=dtype,
+        tags=("window", "backward", "avg"),
+    )
+
+
+def global_case(op, layout, shape, dtype="float32"):
+    """global_{op}_pool over the spatial axes: the default axes for NCHW, axes=(1, 2) for NHWC;
+    NumPy x.mean / x.max over the same axes; torch adaptive_{op}_pool2d(t, 1) on the NCHW or
+    channels_last tensor."""
+    spatial = LAYOUT_AXES[layout]
+    axes = None if layout == "NCHW" else spatial
+
+    def cy(inputs, threads):
+        import cypool
+
+        (x,) = inputs
+        fn = cypool.global_avg_pool if op == "avg" else cypool.global_max_pool
+        return lambda out=None: fn(x, axes=axes, out=out, num_threads=threads)
+
+    def npy(inputs, threads):
+        (x,) = inputs
+        return (lambda: x.mean(axis=spatial)) if op == "avg" else (lambda: x.max(axis=spatial))
+
+    def tch(inputs, threads):
+        import torch
+        import torch.nn.functional as F
+
+        t = _torch_nc_view(torch, inputs[0], layout)
+        fn = F.adaptive_avg_pool2d if op == "avg" else F.adaptive_max_pool2d
+        return lambda: fn(t, 1)
+
+    return Case(
+        name=f"global {op}",
+        shape=tuple(shape),
+        layout=layout,
+        make_inputs=random_input(shape, dtype),
+        cypool=cy,
+        numpy=npy,
+        torch=tch,
+        dtype=dtype,
+        tags=("global", "forward", op),
+    )
+
+
+def adaptive_avg_case(layout, shape, output_size, dtype="float32"):
+    """adaptive_avg_pool of the spatial axes to `output_size`; the NumPy baseline is a
+    reshape-mean when the bins tile the axes (none otherwise); torch adaptive_avg_pool2d."""
+    spatial = LAYOUT_AXES[layout]
+    axes = None if layout == "NCHW" else spatial
+    sizes = [shape[a] for a in spatial]
+    tiles = all(n % o == 0 for n, o in zip(sizes, output_size))
+    name = f"adapt avg {'x'.join(map(str, sizes))}->{'x'.join(map(str, output_size))}"
+
+    def cy(inputs, threads):
+        import cypool
+
+        (x,) = inputs
+        return lambda out=None: cypool.adaptive_avg_pool(x, output_size, axes=axes, out=out,
+                                                         num_threads=threads)
+
+    def npy(inputs, threads):
+        if not tiles:
+            return None
+        (x,) = inputs
+        shp, red = [], []
+        for a, n in enumerate(x.shape):
+            if a in spatial:
+                o = output_size[spatial.index(a)]
+                shp += [o, n // o]
+                red.append(len(shp) - 1)
+            else:
+                shp.append(n)
+        v, red = x.reshape(shp), tuple(red)
+        return lambda: v.mean(axis=red)
+
+    def tch(inputs, threads):
+        import torch
+        import torch.nn.functional as F
+
+        t = _torch_nc_view(torch, inputs[0], layout)
+        return lambda: F.adaptive_avg_pool2d(t, output_size)
+
+    return Case(
+        name=name,
+        shape=tuple(shape),
+        layout=layout,
+        make_inputs=random_input(shape, dtype),
+        cypool=cy,
+        numpy=npy,
+        torch=tch,
+        dtype=dtype,
+        tags=("adaptive", "forward", "avg"),
+    )
+
+
+GLOBAL_NCHW = (64, 2048, 7, 7)
+GLOBAL_NHWC = (64, 7, 7, 2048)
+
+
+def _backward_cases() -> list[Case]:
+    return [
+        max_backward_case(3, 2, 1, IMAGE_NCHW, with_indices=True),
+        max_backward_case(3, 2, 1, IMAGE_NCHW, with_indices=False),
+        avg_backward_case(3, 1, 1, IMAGE_NCHW),
+    ]
+
+
+def _global_adaptive_cases() -> list[Case]:
+    rows = []
+    for layout, shape in (("NCHW", GLOBAL_NCHW), ("NHWC", GLOBAL_NHWC)):
+        rows += [global_case("avg", layout, shape), global_case("max", layout, shape)]
+    rows.append(adaptive_avg_case("NCHW", IMAGE_NCHW, (7, 7)))
+    return rows
+
+
+# The table, in order. Later work appends rows (sequence pooling...).
+CASES: list[Case] = _window_cases() + _backward_cases() + _global_adaptive_cases()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,7 +624,7 @@ def _import_torch():
 
 
 COLUMNS = (
-    ("case", 14, "<"),
+    ("case", 23, "<"),
     ("layout", 6, "<"),
     ("shape", 20, "<"),
     ("cypool ms", 10, ">"),

@@ -553,6 +553,125 @@ def max_pool(
         free(scratch)
 
 
+cdef inline int _line_max_sel(order_t* dst, int64_t* sel, const order_t* src, Py_ssize_t n,
+                              Py_ssize_t s, int64_t row, bint assign) noexcept nogil:
+    """dst[i] = max(dst[i], src[i * s]) remembering in sel[i] the first row that holds it
+    (strictly greater replaces); returns whether a NaN was read."""
+    cdef Py_ssize_t i
+    cdef order_t v, m
+    cdef int nan = 0
+    cdef bint gt
+    if assign:
+        nan = _line_copy(dst, src, n, s)
+        for i in range(n):
+            sel[i] = row
+    elif s == 1:
+        for i in range(n):
+            v = src[i]
+            m = dst[i]
+            gt = v > m
+            dst[i] = v if gt else m
+            sel[i] = row if gt else sel[i]
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    else:
+        for i in range(n):
+            v = src[i * s]
+            m = dst[i]
+            gt = v > m
+            dst[i] = v if gt else m
+            sel[i] = row if gt else sel[i]
+            if order_t is float or order_t is double:
+                nan = nan | (v != v)
+    return nan
+
+
+cdef inline void _window_argmax(const order_t* buf, const int64_t* sel, Py_ssize_t n,
+                                Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, order_t* m,
+                                int64_t* mr, int64_t* tap) noexcept nogil:
+    """For i < n, the window of taps buf[i * s + j * d], j < k: m[i] its max, mr[i] the row
+    (sel) and tap[i] the tap j of the first max in row-major order. sel < 0 marks padding,
+    which never wins. Loops run over i so that gcc turns the data-dependent choice into
+    vector blends instead of mispredicted branches."""
+    cdef Py_ssize_t i, j
+    cdef order_t v
+    cdef int64_t r
+    cdef bint take
+    for i in range(n):
+        m[i] = buf[i * s]
+        mr[i] = sel[i * s]
+        tap[i] = 0
+    for j in range(1, k):
+        for i in range(n):
+            v = buf[i * s + j * d]
+            r = sel[i * s + j * d]
+            take = (r >= 0) & ((mr[i] < 0) | (v > m[i]) | ((v == m[i]) & (r < mr[i])))
+            m[i] = v if take else m[i]
+            mr[i] = r if take else mr[i]
+            tap[i] = j if take else tap[i]
+
+
+cdef void _max_index_item(const order_t* x, order_t* out, int64_t* idx, const Plan* p,
+                          const Item* it, order_t* buf, int64_t* sel, order_t* best,
+                          int64_t* best_at, int64_t* tap) noexcept nogil:
+    """Separable max and argmax of one item. The row pass keeps, per buffered position, the max
+    over the window's rows and the flat index of the first row holding it, (p0 * n1 + p1) * n2,
+    increasing in scan order; the column pass picks, among a
+    window's taps, the max with the smallest (row, column): the first in row-major order.
+    Positions outside the input are marked by row -1 and never win. Redone by _max_scan when
+    it read a NaN."""
+    cdef const int64_t* t0 = p.taps0 + 2 * it.i0
+    cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const int64_t* t2
+    cdef const order_t* src
+    cdef Py_ssize_t a, e, q, c, i2, start, count, nc = it.nc, n = it.rhi - it.rlo
+    cdef Py_ssize_t off = (it.rlo - it.lo) * nc, span = (it.hi - it.lo) * nc
+    cdef Py_ssize_t no = it.i2b - it.i2a
+    cdef int64_t row
+    cdef bint first = True
+    cdef int nan = 0
+    cdef int64_t* io
+    cdef order_t* o
+    for q in range(off):
+        sel[q] = -1
+    for q in range(off + n * nc, span):
+        sel[q] = -1
+    for a in range(t0[1]):
+        for e in range(t1[1]):
+            src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
+                   + it.rlo * p.xs3 + it.c0 * p.xs4)
+            row = ((t0[0] + a * p.d0) * p.n1 + t1[0] + e * p.d1) * p.n2
+            if nc == 1:
+                nan |= _line_max_sel(buf + off, sel + off, src, n, p.xs3, row, first)
+            else:
+                for q in range(n):
+                    nan |= _line_max_sel(buf + off + q * nc, sel + off + q * nc, src + q * p.xs3,
+                                         nc, p.xs4, row, first)
+            first = False
+    if nan:
+        _max_scan(x, out, idx, p, it, best, best_at)
+        return
+    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4
+    io = idx + it.b * p.is0 + it.i0 * p.is1 + it.i1 * p.is2 + it.c0 * p.is4
+    if p.k2 > 0 and nc == 1:
+        _window_argmax(buf, sel, no, p.k2, p.s2, p.d2, best, best_at, tap)
+        for i2 in range(no):
+            o[(it.i2a + i2) * p.os3] = best[i2]
+            io[(it.i2a + i2) * p.is3] = best_at[i2] + it.lo + i2 * p.s2 + tap[i2] * p.d2
+        return
+    for i2 in range(it.i2a, it.i2b):
+        if p.k2 == 0:
+            t2 = p.taps2 + 2 * i2
+            start, count = t2[0] - it.lo, t2[1]
+        else:
+            start, count = (i2 - it.i2a) * p.s2, p.k2
+        _window_argmax(buf + start * nc, sel + start * nc, nc, count, 1, p.d2 * nc, best, best_at,
+                       tap)
+        for c in range(nc):
+            o[i2 * p.os3 + c * p.os4] = best[c]
+            io[i2 * p.is3 + c * p.is4] = best_at[c] + it.lo + start + tap[c] * p.d2
+
+
 def max_pool_with_indices(
     const order_t[:, :, :, :, :] x,
     order_t[:, :, :, :, :] out,
@@ -568,8 +687,12 @@ def max_pool_with_indices(
                              sizeof(order_t), taps0, taps1, taps2, windows, sizeof(order_t),
                              num_threads)
     p.is0, p.is1, p.is2, p.is3, p.is4 = [indices.strides[i] // sizeof(int64_t) for i in range(5)]
-    cdef Py_ssize_t k, best_bytes = _scratch_stride(p.block * sizeof(order_t))
-    cdef Py_ssize_t stride = best_bytes + _scratch_stride(p.block * sizeof(int64_t))
+    cdef Py_ssize_t k, buf_bytes = _scratch_stride(p.span * p.block * sizeof(order_t))
+    cdef Py_ssize_t sel_bytes = _scratch_stride(p.span * p.block * sizeof(int64_t))
+    cdef Py_ssize_t lanes = max(p.block, p.ochunk)
+    cdef Py_ssize_t best_bytes = _scratch_stride(lanes * sizeof(order_t))
+    cdef Py_ssize_t at_bytes = _scratch_stride(lanes * sizeof(int64_t))
+    cdef Py_ssize_t stride = buf_bytes + sel_bytes + best_bytes + 2 * at_bytes
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef char* mine = NULL
     cdef Item it
@@ -583,7 +706,11 @@ def max_pool_with_indices(
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
                 it = _item(&p, k)
-                _max_scan(xp, op, ip, &p, &it, <order_t*>mine, <int64_t*>(mine + best_bytes))
+                _max_index_item(xp, op, ip, &p, &it, <order_t*>mine,
+                                <int64_t*>(mine + buf_bytes),
+                                <order_t*>(mine + buf_bytes + sel_bytes),
+                                <int64_t*>(mine + buf_bytes + sel_bytes + best_bytes),
+                                <int64_t*>(mine + buf_bytes + sel_bytes + best_bytes + at_bytes))
     finally:
         free(scratch)
 

@@ -1,4 +1,5 @@
-"""Pooling kernels (window forward, backward) for the baseline instruction set."""
+"""Pooling kernels (window forward and backward, global) for the baseline instruction set."""
 
 include "_window_impl.pxi"
 include "_backward_impl.pxi"
+include "_global_impl.pxi"

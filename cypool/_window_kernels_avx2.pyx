@@ -1,4 +1,4 @@
-"""Pooling kernels (window forward, backward) compiled with AVX2.
+"""Pooling kernels (window forward and backward, global) compiled with AVX2.
 
 Imported only when cypool._runtime.cpu_has_avx2() says the CPU runs AVX2. Compiled without FMA
 contraction, so its results are bit-identical to the baseline module's.
@@ -6,3 +6,4 @@ contraction, so its results are bit-identical to the baseline module's.
 
 include "_window_impl.pxi"
 include "_backward_impl.pxi"
+include "_global_impl.pxi"

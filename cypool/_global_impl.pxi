@@ -1,0 +1,229 @@
+# Global pooling kernels over the 5-d geometry (outer, r0, r1, r2, inner) -> (outer, 1, 1, 1,
+# inner), included after _window_impl.pxi. A work item is one outer index and one block of the
+# inner axis; it reduces the whole pooled region. Channels-first (nc == 1) reduces contiguous
+# lines with four independent accumulators (a fixed order, so results do not depend on threads);
+# channels-last accumulates whole inner blocks, vectorised.
+
+
+cdef struct GlobalPlan:
+    Py_ssize_t r0, r1, r2, inner, block, nblocks, nitems
+    Py_ssize_t xs0, xs1, xs2, xs3, xs4
+    Py_ssize_t os0, os4, is0, is4
+
+
+cdef GlobalPlan _global_plan(Py_ssize_t* xshape, Py_ssize_t* xstrides, Py_ssize_t xitem,
+                             Py_ssize_t* ostrides, Py_ssize_t oitem, int num_threads):
+    cdef GlobalPlan p
+    cdef Py_ssize_t i
+    p.r0, p.r1, p.r2, p.inner = xshape[1], xshape[2], xshape[3], xshape[4]
+    p.xs0, p.xs1, p.xs2, p.xs3, p.xs4 = [xstrides[i] // xitem for i in range(5)]
+    p.os0, p.os4 = ostrides[0] // oitem, ostrides[4] // oitem
+    p.is0 = p.is4 = 0
+    p.block = min(p.inner, 1024)
+    while p.block > 16 and xshape[0] * ((p.inner + p.block - 1) // p.block) < 4 * num_threads:
+        p.block = (p.block + 1) // 2
+    p.nblocks = (p.inner + p.block - 1) // p.block
+    p.nitems = xshape[0] * p.nblocks
+    return p
+
+
+cdef inline double _line_total(const real_t* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    """Sum of src[i * s] in float64 with eight interleaved accumulators (vectorisable when
+    s == 1, and a fixed order either way)."""
+    cdef double acc[8]
+    cdef Py_ssize_t i = 0, j
+    for j in range(8):
+        acc[j] = 0.0
+    if s == 1:
+        while i + 8 <= n:
+            for j in range(8):
+                acc[j] += <double>src[i + j]
+            i += 8
+    else:
+        while i + 8 <= n:
+            for j in range(8):
+                acc[j] += <double>src[(i + j) * s]
+            i += 8
+    while i < n:
+        acc[0] += <double>src[i * s]
+        i += 1
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline order_t _line_top(const order_t* src, Py_ssize_t n, Py_ssize_t s, int* nan) noexcept nogil:
+    """Max of src[i * s] (n >= 1) with eight interleaved plain maxima; sets *nan when a NaN
+    was read (the caller then redoes the line exactly)."""
+    cdef order_t acc[8]
+    cdef order_t v, m
+    cdef Py_ssize_t i = 0, j
+    cdef int seen = 0
+    for j in range(8):
+        acc[j] = src[0]
+    if s == 1:
+        while i + 8 <= n:
+            for j in range(8):
+                v = src[i + j]
+                acc[j] = v if v > acc[j] else acc[j]
+                if order_t is float or order_t is double:
+                    seen = seen | (v != v)
+            i += 8
+    else:
+        while i + 8 <= n:
+            for j in range(8):
+                v = src[(i + j) * s]
+                acc[j] = v if v > acc[j] else acc[j]
+                if order_t is float or order_t is double:
+                    seen = seen | (v != v)
+            i += 8
+    while i < n:
+        v = src[i * s]
+        acc[0] = v if v > acc[0] else acc[0]
+        if order_t is float or order_t is double:
+            seen = seen | (v != v)
+        i += 1
+    m = acc[0]
+    for j in range(1, 8):
+        m = acc[j] if acc[j] > m else m
+    nan[0] = nan[0] | seen
+    return m
+
+
+cdef void _global_sum_item(const real_t* x, real_t* out, const GlobalPlan* p, Py_ssize_t k,
+                           double scale, double* acc) noexcept nogil:
+    cdef Py_ssize_t cb = k % p.nblocks, b = k // p.nblocks
+    cdef Py_ssize_t c0 = cb * p.block, nc = min(p.block, p.inner - c0)
+    cdef Py_ssize_t a, e, q, c
+    cdef const real_t* base = x + b * p.xs0 + c0 * p.xs4
+    cdef const real_t* row
+    cdef double total = 0.0
+    cdef bint first = True
+    for a in range(p.r0):
+        for e in range(p.r1):
+            row = base + a * p.xs1 + e * p.xs2
+            if nc == 1:
+                total += _line_total(row, p.r2, p.xs3)
+            else:
+                for q in range(p.r2):
+                    _line_add(acc, row + q * p.xs3, nc, p.xs4, POWER_NONE, 1.0, first)
+                    first = False
+    if nc == 1:
+        out[b * p.os0 + c0 * p.os4] = <real_t>(total * scale)
+    else:
+        for c in range(nc):
+            out[b * p.os0 + (c0 + c) * p.os4] = <real_t>(acc[c] * scale)
+
+
+def global_sum(
+    const real_t[:, :, :, :, :] x,
+    real_t[:, :, :, :, :] out,
+    double scale,
+    int num_threads,
+):
+    """out[b, 0, 0, 0, c] = scale * sum of x[b, :, :, :, c], summed in float64."""
+    cdef GlobalPlan p = _global_plan(x.shape, x.strides, sizeof(real_t), out.strides,
+                                     sizeof(real_t), num_threads)
+    cdef Py_ssize_t k, stride = _scratch_stride(p.block * sizeof(double))
+    cdef char* scratch = <char*>malloc(stride * num_threads)
+    cdef char* mine = NULL
+    cdef const real_t* xp = &x[0, 0, 0, 0, 0]
+    cdef real_t* op = &out[0, 0, 0, 0, 0]
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            mine = scratch + stride * omp_get_thread_num()
+            for k in prange(p.nitems, schedule="static"):
+                _global_sum_item(xp, op, &p, k, scale, <double*>mine)
+    finally:
+        free(scratch)
+
+
+cdef void _global_max_item(const order_t* x, order_t* out, int64_t* idx, const GlobalPlan* p,
+                           Py_ssize_t k, order_t* best, int64_t* best_at) noexcept nogil:
+    """Max (and flat argmax, when idx is not NULL) of one item's region, in row-major order:
+    the first maximum wins, and the first NaN wins and propagates."""
+    cdef Py_ssize_t cb = k % p.nblocks, b = k // p.nblocks
+    cdef Py_ssize_t c0 = cb * p.block, nc = min(p.block, p.inner - c0)
+    cdef Py_ssize_t a, e, q, c, flat = 0
+    cdef const order_t* base = x + b * p.xs0 + c0 * p.xs4
+    cdef const order_t* src
+    cdef order_t v
+    cdef bint first = True
+    cdef int nan = 0
+    if idx == NULL and nc == 1:
+        # Values only, channels-first: interleaved maxima per line, exact redo on a NaN.
+        for a in range(p.r0):
+            for e in range(p.r1):
+                v = _line_top(base + a * p.xs1 + e * p.xs2, p.r2, p.xs3, &nan)
+                if first or v > best[0]:
+                    best[0] = v
+                first = False
+        if not nan:
+            out[b * p.os0 + c0 * p.os4] = best[0]
+            return
+    elif idx == NULL:
+        # Values only: the vectorised plain max with a NaN flag, exact redo when it is raised.
+        for a in range(p.r0):
+            for e in range(p.r1):
+                for q in range(p.r2):
+                    src = base + a * p.xs1 + e * p.xs2 + q * p.xs3
+                    if first:
+                        nan |= _line_copy(best, src, nc, p.xs4)
+                        first = False
+                    else:
+                        nan |= _line_max(best, src, nc, p.xs4)
+        if not nan:
+            _line_store(out + b * p.os0 + c0 * p.os4, p.os4, best, nc)
+            return
+    first = True
+    for a in range(p.r0):
+        for e in range(p.r1):
+            for q in range(p.r2):
+                src = base + a * p.xs1 + e * p.xs2 + q * p.xs3
+                if first:
+                    for c in range(nc):
+                        best[c] = src[c * p.xs4]
+                        best_at[c] = 0
+                    first = False
+                else:
+                    for c in range(nc):
+                        v = src[c * p.xs4]
+                        if _beats(v, best[c]):
+                            best[c] = v
+                            best_at[c] = flat
+                flat += 1
+    _line_store(out + b * p.os0 + c0 * p.os4, p.os4, best, nc)
+    if idx != NULL:
+        _line_store(idx + b * p.is0 + c0 * p.is4, p.is4, best_at, nc)
+
+
+def global_max(
+    const order_t[:, :, :, :, :] x,
+    order_t[:, :, :, :, :] out,
+    int64_t[:, :, :, :, :] indices,
+    int num_threads,
+):
+    """out[b, 0, 0, 0, c] = max of x[b, :, :, :, c]; with indices (else None), also its flat
+    position over (r0, r1, r2)."""
+    cdef GlobalPlan p = _global_plan(x.shape, x.strides, sizeof(order_t), out.strides,
+                                     sizeof(order_t), num_threads)
+    cdef Py_ssize_t k, best_bytes = _scratch_stride(p.block * sizeof(order_t))
+    cdef Py_ssize_t stride = best_bytes + _scratch_stride(p.block * sizeof(int64_t))
+    cdef char* scratch = <char*>malloc(stride * num_threads)
+    cdef char* mine = NULL
+    cdef const order_t* xp = &x[0, 0, 0, 0, 0]
+    cdef order_t* op = &out[0, 0, 0, 0, 0]
+    cdef int64_t* ip = NULL
+    if indices is not None:
+        ip = &indices[0, 0, 0, 0, 0]
+        p.is0, p.is4 = indices.strides[0] // sizeof(int64_t), indices.strides[4] // sizeof(int64_t)
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            mine = scratch + stride * omp_get_thread_num()
+            for k in prange(p.nitems, schedule="static"):
+                _global_max_item(xp, op, ip, &p, k, <order_t*>mine,
+                                 <int64_t*>(mine + best_bytes))
+    finally:
+        free(scratch)

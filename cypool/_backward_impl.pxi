@@ -116,7 +116,7 @@ cdef SpreadPlan _spread_plan(
         p.pchunk = max(p.s2, elements // p.block)
         ochunk = (p.pchunk + extent2) // p.s2 + 2
         p.obuf_len = ochunk
-        p.ibuf_len = (ochunk - 1) * p.s2 + extent2 + p.pchunk
+        p.ibuf_len = max((ochunk - 1) * p.s2 + extent2 + p.pchunk, ochunk + 2 * extent2)
     p.nchunks = (p.n2 + p.pchunk - 1) // p.pchunk
     p.nitems = nrows * p.nblocks * p.nchunks
     return p
@@ -125,7 +125,8 @@ cdef SpreadPlan _spread_plan(
 cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssize_t k,
                        double* obuf, double* ibuf) noexcept nogil:
     cdef Py_ssize_t ch, cb, b, p0, p1, c0, nc, pa, pb, olo, ohi, no, blo, bhi, i, j, q, a, e
-    cdef Py_ssize_t i0, i1, first_pos, extent2
+    cdef Py_ssize_t i0, i1, first_pos, extent2, lead
+    cdef double one = 1.0
     cdef const real_t* src
     cdef real_t* dst
     cdef bint first = True
@@ -171,6 +172,21 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
                         _line_axpy(obuf + q * nc, src + q * p.gs3, nc, p.gs4,
                                    p.w0[i0] * p.w1[i1], first)
                 first = False
+
+    if not first and p.k2 > 0 and p.s2 == 1 and nc == 1 and p.os3 == 1 and p.k2 <= 3:
+        # Stride 1, contiguous rows: gather instead of spreading. With the weighted outputs
+        # zero-padded by `lead` on both sides, input p takes the k2 outputs ending at
+        # p + pad2 - olo: one fused pass that writes grad_input directly.
+        lead = (p.k2 - 1) * p.d2
+        for q in range(lead):
+            ibuf[q] = 0.0
+            ibuf[lead + no + q] = 0.0
+        for i in range(no):
+            ibuf[lead + i] = obuf[i] * p.w2[olo + i]
+        dst = gin + b * p.os0 + p0 * p.os1 + p1 * p.os2 + pa * p.os3 + c0 * p.os4
+        _window_avg(dst, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, 1.0,
+                    &one, False)
+        return
 
     # Column pass: spread each output over its taps along axis 2.
     for q in range((bhi - blo) * nc):

@@ -119,6 +119,7 @@ def global_avg_pool(x, *, axes=None, keepdims=False, out=None, num_threads=None)
     call = _GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
     compute, result = average_dtypes(call.x.dtype)
+    user_out = out
     if out is not None:
         out = call.to_internal(out, result, "out")
     xk = kernel_input(call.folded, compute)
@@ -126,7 +127,7 @@ def global_avg_pool(x, *, axes=None, keepdims=False, out=None, num_threads=None)
     count = int(np.prod([call.folded.shape[a] for a in call.folded_axes]))
     run_folded(_window_kernels.global_sum, call.folded_axes, [xk], [values], [compute],
                num_threads, 1.0 / count)
-    return call.to_user(values)
+    return call.to_user(values) if user_out is None else user_out
 
 
 def global_max_pool(x, *, axes=None, keepdims=False, return_indices=False, out=None,
@@ -135,6 +136,7 @@ def global_max_pool(x, *, axes=None, keepdims=False, return_indices=False, out=N
     call = _GlobalCall(x, axes, keepdims)
     return_indices = check_bool(return_indices, "return_indices")
     check_num_threads(num_threads)
+    user_out = out
     if out is not None and return_indices:
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise ParameterTypeError(
@@ -153,8 +155,10 @@ def global_max_pool(x, *, axes=None, keepdims=False, return_indices=False, out=N
                                         ["out[0]", "out[1]"])
         run_folded(_window_kernels.global_max, call.folded_axes, [xk], [values, indices],
                    [compute, INDEX_DTYPE], num_threads)
+        if user_out is not None:
+            return user_out[0], user_out[1]
         return call.to_user(values), call.to_user(indices)
     (values,) = result_arrays(call.folded, out, [(shape, call.x.dtype)], ["out"])
     run_folded(_window_kernels.global_max, call.folded_axes, [xk], [values], [compute],
                num_threads, None)
-    return call.to_user(values)
+    return call.to_user(values) if user_out is None else user_out

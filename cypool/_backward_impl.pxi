@@ -173,7 +173,7 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
                                    p.w0[i0] * p.w1[i1], first)
                 first = False
 
-    if not first and p.k2 > 0 and p.s2 == 1 and nc == 1 and p.os3 == 1 and p.k2 <= 3:
+    if not first and p.s2 == 1 and nc == 1 and p.os3 == 1 and 2 <= p.k2 <= 3:
         # Stride 1, contiguous rows: gather instead of spreading. With the weighted outputs
         # zero-padded by `lead` on both sides, input p takes the k2 outputs ending at
         # p + pad2 - olo: one fused pass that writes grad_input directly.

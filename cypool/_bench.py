@@ -268,7 +268,8 @@ def _tap_view(a: np.ndarray, offsets, stride, out_spatial):
 
 def _pad_trailing(shape, padding):
     nd = len(padding)
-    return tuple(shape[: len(shape) - nd]) + tuple(n + 2 * p for n, p in zip(shape[len(shape) - nd:], padding))
+    spatial = shape[len(shape) - nd:]
+    return tuple(shape[: len(shape) - nd]) + tuple(n + 2 * p for n, p in zip(spatial, padding))
 
 
 def _unpad_trailing(a: np.ndarray, padding):

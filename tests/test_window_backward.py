@@ -1,0 +1,870 @@
+"""Tests of cypool's window-pooling backward ops (max_pool_backward, avg_pool_backward,
+lp_pool_backward) and max_unpool against the slow references in ``reference_backward.py``,
+finite differences of cypool's own forward ops, and torch autograd."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import cypool
+from reference import MAX_DTYPES, ref_geometry, ref_max_pool
+from reference_backward import (
+    ref_avg_pool_backward,
+    ref_lp_pool_backward,
+    ref_max_pool_backward,
+    ref_max_unpool,
+)
+
+FLOAT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
+INT_DTYPES = tuple(d for d in MAX_DTYPES if d.kind in "iu")
+RTOL = {np.dtype("float16"): 1e-2, np.dtype("float32"): 1e-6, np.dtype("float64"): 1e-12}
+# absolute slack for results rounded to the result dtype near its underflow
+ATOL = {np.dtype("float16"): 1e-6, np.dtype("float32"): 1e-37, np.dtype("float64"): 0.0}
+MAX_ELEMENTS = 400
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# ================================================================================ helpers
+
+
+@st.composite
+def window_cases(draw):
+    """(shape, kwargs) of a random window geometry: 1-4 dims, 1-3 pooled axes in any order
+    (negative allowed), every padding form, dilation, ceil_mode. The geometry may be invalid."""
+    ndim = draw(st.integers(1, 4))
+    naxes = draw(st.integers(1, min(3, ndim)))
+    axes = list(draw(st.permutations(range(ndim)))[:naxes])
+    axes = [a - ndim if draw(st.booleans()) else a for a in axes]
+    span = {1: 10, 2: 5, 3: 3}[naxes]
+    ks, ss, ds = [], [], []
+    for _ in range(naxes):
+        ks.append(draw(st.integers(1, 4 if naxes < 3 else 3)))
+        ds.append(draw(st.integers(1, 3)) if draw(st.integers(0, 2)) == 0 else 1)
+        ss.append(draw(st.integers(1, 3)))
+    exts = [d * (k - 1) + 1 for k, d in zip(ks, ds)]
+    form = draw(st.sampled_from(["int", "tuple", "pairs", "same", "valid", "default"]))
+    if form == "int":
+        p = draw(st.integers(0, min(e // 2 for e in exts)))
+        padding, pads = p, [(p, p)] * naxes
+    elif form == "tuple":
+        ps = [draw(st.integers(0, e // 2)) for e in exts]
+        padding, pads = tuple(ps), [(p, p) for p in ps]
+    elif form == "pairs":
+        pads = [(draw(st.integers(0, e // 2)), draw(st.integers(0, e // 2))) for e in exts]
+        padding = tuple(pads)
+    elif form == "same":
+        padding, pads = "same", None
+    else:
+        padding, pads = (0 if form == "default" else "valid"), [(0, 0)] * naxes
+    shape = [draw(st.integers(1, 3)) for _ in range(ndim)]
+    for i, a in enumerate(axes):
+        lo = 1 if pads is None else max(1, exts[i] - pads[i][0] - pads[i][1])
+        shape[a] = draw(st.integers(lo, lo + span))
+    assume(math.prod(shape) <= MAX_ELEMENTS)
+    trailing = [a % ndim for a in axes] == list(range(ndim - naxes, ndim))
+    kwargs = {}
+    if not trailing or draw(st.booleans()):
+        kwargs["axes"] = tuple(axes)
+    if "axes" in kwargs and len(set(ks)) == 1 and draw(st.booleans()):
+        kwargs["kernel_size"] = ks[0]
+    else:
+        kwargs["kernel_size"] = tuple(ks)
+    if ss != ks or draw(st.booleans()):
+        kwargs["stride"] = ss[0] if len(set(ss)) == 1 and draw(st.booleans()) else tuple(ss)
+    if ds != [1] * naxes or draw(st.booleans()):
+        kwargs["dilation"] = ds[0] if len(set(ds)) == 1 and draw(st.booleans()) else tuple(ds)
+    if form != "default" or draw(st.booleans()):
+        kwargs["padding"] = padding
+    if draw(st.booleans()):
+        kwargs["ceil_mode"] = True
+    return tuple(shape), kwargs
+
+
+def _ref_kwargs(kwargs):
+    kw = dict(stride=None, padding=0, dilation=1, axes=None, ceil_mode=False)
+    kw.update(kwargs)
+    return kw
+
+
+def _geometry(shape, kwargs):
+    kw = _ref_kwargs(kwargs)
+    try:
+        return ref_geometry(shape, kw["kernel_size"], kw["stride"], kw["padding"],
+                            kw["dilation"], kw["axes"], kw["ceil_mode"])
+    except ValueError:
+        return None
+
+
+def _make_values(rng, shape, dtype, mode):
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    if dtype.kind == "f":
+        if mode == "ties":
+            v = rng.integers(-3, 4, size).astype(np.float64)
+        elif mode == "zeros":       # whole zero windows next to non-zero ones
+            v = rng.standard_normal(size) * 3 * (rng.random(size) < 0.3)
+        else:
+            v = rng.standard_normal(size) * 3
+        if mode == "special":
+            specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -np.inf])
+            mask = rng.random(size) < 0.2
+            v[mask] = rng.choice(specials, mask.sum())
+        return v.astype(dtype).reshape(shape)
+    info = np.iinfo(dtype)
+    if mode == "ties":
+        lo, hi = max(info.min, -3), 3
+    else:
+        lo, hi = info.min, info.max
+    return rng.integers(lo, hi, size, dtype=dtype, endpoint=True).reshape(shape)
+
+
+def _make_view(x, transforms, rng):
+    """A view with the values of ``x`` (except 'broadcast', which repeats a slice) and strides
+    of another kind: negative, permuted (channels-last), stepped with an offset, zero."""
+    for t in transforms:
+        if x.ndim == 0 or x.size == 0:
+            break
+        ax = int(rng.integers(x.ndim))
+        if t == "broadcast":
+            x = np.broadcast_to(np.take(x, [0], axis=ax), x.shape)
+        elif t == "flip":
+            x = np.flip(np.flip(x, ax).copy(), ax)
+        elif t == "channels_last":
+            x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, ax, -1)), -1, ax)
+        elif t == "transpose":
+            perm = rng.permutation(x.ndim)
+            x = np.ascontiguousarray(x.transpose(perm)).transpose(np.argsort(perm))
+        elif t == "step":
+            big_shape = list(x.shape)
+            big_shape[ax] = 2 * big_shape[ax] + 1
+            fill = np.nan if x.dtype.kind == "f" else np.iinfo(x.dtype).max
+            big = np.full(big_shape, fill, dtype=x.dtype)
+            sl = [slice(None)] * x.ndim
+            sl[ax] = slice(1, None, 2)
+            big[tuple(sl)] = x
+            x = big[tuple(sl)]
+    return x
+
+
+views = st.lists(st.sampled_from(["flip", "channels_last", "transpose", "step", "broadcast"]),
+                 max_size=2)
+views_no_bcast = st.lists(st.sampled_from(["flip", "channels_last", "transpose", "step"]),
+                          max_size=2)
+seeds = st.integers(0, 2 ** 32 - 1)
+
+
+def assert_grad_close(got, want, mag, dtype):
+    """``got`` (of ``dtype``) against the float64 reference ``want``; ``mag`` is the reference run
+    on absolute values (the sum of |contributions| per element), which bounds cancellation."""
+    dtype = np.dtype(dtype)
+    assert isinstance(got, np.ndarray)
+    assert got.dtype == dtype, f"dtype {got.dtype}, expected {dtype}"
+    assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
+    g64 = got.astype(np.float64)
+    bound = RTOL[dtype] * (np.abs(want) + mag) + ATOL[dtype]
+    bad = ~(np.abs(g64 - want) <= bound)
+    if bad.any():
+        where = tuple(np.argwhere(bad)[0])
+        raise AssertionError(f"{bad.sum()} of {bad.size} elements differ; first at {where}: "
+                             f"got {g64[where]!r}, want {want[where]!r} (dtype {dtype})")
+
+
+def _grad_for(rng, shape, dtype, transforms):
+    g = (rng.standard_normal(shape) * 2).astype(dtype)
+    return _make_view(g, transforms, rng)
+
+
+def _unchanged(*pairs):
+    for a, before in pairs:
+        np.testing.assert_array_equal(a, before)
+
+
+# ================================================================================ max backward
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(window_cases(), st.sampled_from(FLOAT_DTYPES), st.sampled_from(["random", "ties",
+       "special"]), views_no_bcast, views, seeds, st.booleans())
+def test_max_pool_backward_matches_reference(case, dtype, mode, xviews, gviews, seed,
+                                             pass_indices):
+    shape, kwargs = case
+    geo = _geometry(shape, kwargs)
+    if geo is None:
+        with pytest.raises(ValueError):
+            cypool.max_pool_backward(np.zeros(shape, dtype), np.zeros(shape, dtype), **kwargs)
+        return
+    rng = np.random.default_rng(seed)
+    x = _make_view(_make_values(rng, shape, dtype, mode), xviews, rng)
+    g = _grad_for(rng, geo.out_shape, dtype, gviews)
+    x0, g0 = x.copy(), g.copy()
+    g64 = g.astype(np.float64)
+    want = ref_max_pool_backward(g64, x, **_ref_kwargs(kwargs))
+    mag = ref_max_pool_backward(np.abs(g64), x, **_ref_kwargs(kwargs))
+    got = cypool.max_pool_backward(g, x, **kwargs)
+    assert_grad_close(got, want, mag, dtype)
+    if pass_indices:
+        _, idx = ref_max_pool(x, **_ref_kwargs(kwargs))
+        idx = _make_view(idx, xviews, rng)
+        i0 = idx.copy()
+        got_i = cypool.max_pool_backward(g, x, **kwargs, indices=idx)
+        assert_grad_close(got_i, want, mag, dtype)
+        # the given indices lead to the same result as recomputing them
+        np.testing.assert_allclose(got_i.astype(np.float64), got.astype(np.float64),
+                                   rtol=RTOL[np.dtype(dtype)], atol=1e-300)
+        _unchanged((idx, i0))
+    _unchanged((x, x0), (g, g0))
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(window_cases(), st.sampled_from(FLOAT_DTYPES), seeds)
+def test_max_pool_backward_with_cypool_indices(case, dtype, seed):
+    """Indices from cypool.max_pool fed back to max_pool_backward: same as recomputing."""
+    shape, kwargs = case
+    geo = _geometry(shape, kwargs)
+    assume(geo is not None)
+    rng = np.random.default_rng(seed)
+    x = _make_values(rng, shape, dtype, "ties")
+    g = _grad_for(rng, geo.out_shape, dtype, [])
+    _, idx = cypool.max_pool(x, **kwargs, return_indices=True)
+    a = cypool.max_pool_backward(g, x, **kwargs)
+    b = cypool.max_pool_backward(g, x, **kwargs, indices=idx)
+    np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64),
+                               rtol=RTOL[np.dtype(dtype)], atol=1e-300)
+
+
+def test_max_pool_backward_given_indices_are_used_as_given():
+    """User indices need not be the argmax: the gradient goes where they point."""
+    x = np.array([[1, 2, 0], [4, 3, 9], [5, 8, 7]], dtype=np.float64)
+    g = np.array([[1.0, 10.0], [100.0, 1000.0]])
+    idx = np.array([[0, 2], [8, 8]], dtype=np.int64)
+    got = cypool.max_pool_backward(g, x, (2, 2), (1, 1), indices=idx)
+    np.testing.assert_array_equal(got, [[1, 0, 10], [0, 0, 0], [0, 0, 1100]])
+    np.testing.assert_array_equal(cypool.max_pool_backward(g, x, (2, 2), (1, 1)),
+                                  [[0, 0, 0], [1, 0, 1010], [0, 100, 0]])
+
+
+@pytest.mark.parametrize("xdtype", INT_DTYPES)
+def test_max_pool_backward_integer_input(xdtype):
+    """x of an integer dtype (max_pool accepts them); the gradient has grad_output's dtype."""
+    rng = np.random.default_rng(11)
+    x = _make_values(rng, (2, 7, 6), xdtype, "ties")
+    kw = dict(kernel_size=(3, 2), stride=(2, 1), padding=1, axes=(1, 2), ceil_mode=True)
+    g = rng.standard_normal(ref_geometry(x.shape, **kw).out_shape).astype(np.float32)
+    got = cypool.max_pool_backward(g, x, **kw)
+    want = ref_max_pool_backward(g.astype(np.float64), x, **kw)
+    mag = ref_max_pool_backward(np.abs(g.astype(np.float64)), x, **kw)
+    assert_grad_close(got, want, mag, np.float32)
+
+
+@pytest.mark.parametrize("xdtype, gdtype", [(np.float32, np.float64), (np.float64, np.float32),
+                                            (np.float16, np.float32), (np.float32, np.float16)])
+def test_backward_mixed_dtypes_follow_grad_output(xdtype, gdtype):
+    """API: gradients have the dtype of grad_output, whatever x's dtype."""
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((2, 9, 8)) * 3).astype(xdtype)
+    kw = dict(kernel_size=(3, 2), stride=(2, 2), padding=(1, 0), axes=(1, 2))
+    g = rng.standard_normal(ref_geometry(x.shape, **kw).out_shape).astype(gdtype)
+    g64 = g.astype(np.float64)
+    got = cypool.max_pool_backward(g, x, **kw)
+    assert_grad_close(got, ref_max_pool_backward(g64, x, **kw),
+                      ref_max_pool_backward(np.abs(g64), x, **kw), gdtype)
+    got = cypool.lp_pool_backward(g, x, 2, **kw)
+    # x's own precision bounds the result: compare at the coarser of the two tolerances
+    coarse = max(RTOL[np.dtype(xdtype)], RTOL[np.dtype(gdtype)])
+    want = ref_lp_pool_backward(g64, x, 2, **kw)
+    mag = ref_lp_pool_backward(np.abs(g64), np.abs(x), 2, **kw)
+    assert got.dtype == gdtype
+    assert (np.abs(got.astype(np.float64) - want) <= coarse * (np.abs(want) + mag) + 1e-6).all()
+
+
+# ================================================================================ avg backward
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(window_cases(), st.sampled_from(FLOAT_DTYPES), views, seeds, st.booleans(),
+       st.sampled_from([None, None, 1, 2, 3, 7, -2]))
+def test_avg_pool_backward_matches_reference(case, dtype, gviews, seed, cip, divisor):
+    shape, kwargs = case
+    geo = _geometry(shape, kwargs)
+    if geo is None:
+        with pytest.raises(ValueError):
+            cypool.avg_pool_backward(np.zeros(shape, dtype), shape, **kwargs)
+        return
+    rng = np.random.default_rng(seed)
+    g = _grad_for(rng, geo.out_shape, dtype, gviews)
+    g0 = g.copy()
+    g64 = g.astype(np.float64)
+    rk = _ref_kwargs(kwargs)
+    want = ref_avg_pool_backward(g64, shape, **rk, count_include_pad=cip,
+                                 divisor_override=divisor)
+    mag = np.abs(ref_avg_pool_backward(np.abs(g64), shape, **rk, count_include_pad=cip,
+                                       divisor_override=divisor))
+    got = cypool.avg_pool_backward(g, shape, **kwargs, count_include_pad=cip,
+                                   divisor_override=divisor)
+    assert_grad_close(got, want, mag, dtype)
+    _unchanged((g, g0))
+
+
+# ================================================================================ lp backward
+
+
+@settings(max_examples=250, **SETTINGS)
+@given(window_cases(), st.sampled_from(FLOAT_DTYPES), st.sampled_from(["random", "ties",
+       "zeros"]), views_no_bcast, views, seeds,
+       st.sampled_from([1, 2, 3, 4, 0.5, 1.5, 2.5, np.float32(3.0)]))
+def test_lp_pool_backward_matches_reference(case, dtype, mode, xviews, gviews, seed, p):
+    shape, kwargs = case
+    geo = _geometry(shape, kwargs)
+    if geo is None:
+        with pytest.raises(ValueError):
+            cypool.lp_pool_backward(np.zeros(shape, dtype), np.zeros(shape, dtype), p, **kwargs)
+        return
+    if p <= 1:
+        mode = "random"     # the p-norm has no derivative at x_t == 0 for p <= 1
+    rng = np.random.default_rng(seed)
+    x = _make_view(_make_values(rng, shape, dtype, mode), xviews, rng)
+    g = _grad_for(rng, geo.out_shape, dtype, gviews)
+    x0, g0 = x.copy(), g.copy()
+    g64 = g.astype(np.float64)
+    rk = _ref_kwargs(kwargs)
+    want = ref_lp_pool_backward(g64, x, p, **rk)
+    mag = ref_lp_pool_backward(np.abs(g64), np.abs(x), p, **rk)
+    got = cypool.lp_pool_backward(g, x, p, **kwargs)
+    assert not np.isnan(got).any()
+    assert_grad_close(got, want, mag, dtype)
+    _unchanged((x, x0), (g, g0))
+
+
+def test_lp_pool_backward_zero_windows_and_negative_inputs():
+    x = np.array([[0.0, 0.0, 3.0, -4.0, 0.0, 0.0]])
+    g = np.array([[5.0, 5.0, 5.0]])
+    got = cypool.lp_pool_backward(g, x, 2, (2,))
+    np.testing.assert_allclose(got, [[0, 0, 3, -4, 0, 0]], rtol=1e-12)
+    got = cypool.lp_pool_backward(g, x, 1, (2,))
+    np.testing.assert_allclose(got, [[0, 0, 5, -5, 0, 0]], rtol=1e-12)
+    x = np.zeros((1, 4), np.float32)
+    got = cypool.lp_pool_backward(np.ones((1, 2), np.float32), x, 0.5, (2,))
+    np.testing.assert_array_equal(got, np.zeros((1, 4), np.float32))
+
+
+# ============================================================================ finite differences
+
+
+def _numgrad(f, x, g, h):
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for i in np.ndindex(*x.shape):
+        old = x[i]
+        x[i] = old + h
+        fp = float(np.sum(g * f(x)))
+        x[i] = old - h
+        fm = float(np.sum(g * f(x)))
+        x[i] = old
+        grad[i] = (fp - fm) / (2 * h)
+    return grad
+
+
+FD_CASES = [
+    ((2, 7), dict(kernel_size=(3,), stride=(2,), padding=1)),
+    ((6,), dict(kernel_size=(3,), stride=(2,), padding=1, ceil_mode=True)),
+    ((2, 5, 4), dict(kernel_size=(3, 2), stride=(2, 1), padding=((1, 0), (1, 1)), axes=(1, 2),
+                     ceil_mode=True)),
+    ((4, 2, 5), dict(kernel_size=(2, 3), stride=(1, 2), padding=((0, 1), 1), dilation=(2, 1),
+                     axes=(-1, 0))),
+    ((3, 3, 4), dict(kernel_size=(2, 2, 3), stride=(2, 1, 2), padding="same")),
+    ((9, 2), dict(kernel_size=4, stride=3, padding=((2, 1),), axes=(0,), ceil_mode=True)),
+]
+
+
+@pytest.mark.parametrize("shape, kw", FD_CASES)
+@pytest.mark.parametrize("cip, divisor", [(True, None), (False, None), (True, 3)])
+def test_avg_pool_backward_finite_differences(shape, kw, cip, divisor):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(shape)
+    opts = dict(kw, count_include_pad=cip, divisor_override=divisor)
+    g = rng.standard_normal(cypool.avg_pool(x, **opts).shape)
+    want = _numgrad(lambda xx: cypool.avg_pool(xx, **opts), x, g, 1e-3)
+    got = cypool.avg_pool_backward(g, shape, **opts)
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape, kw", FD_CASES)
+@pytest.mark.parametrize("p", [1, 2, 3.5, 0.75])
+def test_lp_pool_backward_finite_differences(shape, kw, p):
+    rng = np.random.default_rng(14)
+    x = rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    g = rng.standard_normal(cypool.lp_pool(x, p, **kw).shape)
+    want = _numgrad(lambda xx: cypool.lp_pool(xx, p, **kw), x, g, 1e-6)
+    got = cypool.lp_pool_backward(g, x, p, **kw)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+# ================================================================================ max_unpool
+
+
+@settings(max_examples=250, **SETTINGS)
+@given(window_cases(), st.sampled_from(MAX_DTYPES), st.sampled_from(["random", "ties",
+       "special"]), views_no_bcast, seeds, st.booleans())
+def test_max_unpool_matches_reference(case, dtype, mode, vviews, seed, same_view):
+    """Unpool what max_pool produced (duplicate indices then carry equal values)."""
+    shape, kwargs = case
+    geo = _geometry(shape, kwargs)
+    assume(geo is not None)
+    rng = np.random.default_rng(seed)
+    x = _make_values(rng, shape, dtype, mode)
+    v, i = ref_max_pool(x, **_ref_kwargs(kwargs))
+    v = _make_view(v, vviews, rng)
+    i = _make_view(i, vviews if same_view else [], rng)
+    v0, i0 = v.copy(), i.copy()
+    axes = kwargs.get("axes")
+    if axes is None:
+        output_size = geo.in_sizes
+    else:   # output_size follows the order of the axes as given
+        output_size = tuple(shape[a] for a in axes)
+    want = ref_max_unpool(v, i, output_size, axes)
+    got = cypool.max_unpool(v, i, output_size, axes=axes)
+    assert got.dtype == v.dtype and got.shape == tuple(shape)
+    np.testing.assert_array_equal(got, want)
+    _unchanged((v, v0), (i, i0))
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(st.integers(1, 3), st.sampled_from(MAX_DTYPES), st.integers(1, 3), st.data(), seeds)
+def test_max_unpool_random_distinct_indices(naxes, dtype, nbatch, data, seed):
+    """Arbitrary distinct indices per batch row into a bigger output, pooled axes anywhere."""
+    rng = np.random.default_rng(seed)
+    ndim = naxes + data.draw(st.integers(0, 2))
+    axes = data.draw(st.permutations(range(ndim)))[:naxes]
+    in_pooled = [data.draw(st.integers(1, 3)) for _ in range(naxes)]
+    out_pooled = [n + data.draw(st.integers(0, 3)) for n in in_pooled]
+    shape = [nbatch] * ndim
+    for a, n in zip(axes, in_pooled):
+        shape[a] = n
+    x = _make_values(rng, shape, dtype, "random")
+    idx = np.empty(shape, dtype=np.int64)
+    batch_axes = [a for a in range(ndim) if a not in axes]
+    total_out = math.prod(out_pooled)
+    order = sorted(range(naxes), key=lambda j: axes[j])
+    for b in np.ndindex(*[shape[a] for a in batch_axes]):
+        sl = [slice(None)] * ndim
+        for a, v in zip(batch_axes, b):
+            sl[a] = v
+        sub_shape = [in_pooled[j] for j in order]
+        idx[tuple(sl)] = rng.permutation(total_out)[:math.prod(in_pooled)].reshape(sub_shape)
+    transforms = data.draw(views_no_bcast)
+    xv, iv = _make_view(x, transforms, np.random.default_rng(seed)), \
+        _make_view(idx, transforms, np.random.default_rng(seed))
+    want = ref_max_unpool(xv, iv, tuple(out_pooled), tuple(axes))
+    got = cypool.max_unpool(xv, iv, tuple(out_pooled), axes=tuple(axes))
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_max_unpool_hand():
+    x = np.array([[5, 7]], dtype=np.int8)
+    np.testing.assert_array_equal(cypool.max_unpool(x, np.array([[1, 3]]), (4,)),
+                                  [[0, 5, 0, 7]])
+    x = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint16)
+    idx = np.array([[0, 3, 1], [2, 1, 0]], dtype=np.int64)
+    got = cypool.max_unpool(x, idx, (4,), axes=(0,))
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, [[1, 0, 6], [0, 5, 3], [4, 0, 0], [0, 2, 0]])
+
+
+# ================================================================================ torch
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+@st.composite
+def torch_cases(draw, op):
+    rank = draw(st.integers(1, 2))
+    ks, ss, ps, ds, sizes = [], [], [], [], []
+    for _ in range(rank):
+        k = draw(st.integers(1, 4))
+        d = draw(st.integers(1, 2)) if op == "max" else 1
+        p = 0 if op == "lp" else draw(st.integers(0, k // 2))
+        e = d * (k - 1) + 1
+        lo = max(1, e - 2 * p)
+        sizes.append(draw(st.integers(lo, lo + (7 if rank == 2 else 12))))
+        ks.append(k), ss.append(draw(st.integers(1, 3))), ps.append(p), ds.append(d)
+    ceil_mode = draw(st.booleans())
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *sizes)
+    axes = tuple(range(2, 2 + rank))
+    try:
+        geo = ref_geometry(shape, tuple(ks), tuple(ss), tuple(ps), tuple(ds), axes, ceil_mode)
+    except ValueError:
+        assume(False)
+    if op == "lp" and ceil_mode:   # torch's lp_pool mis-divides partial windows
+        full = ref_geometry(shape, tuple(ks), tuple(ss), 0, 1, axes, False)
+        assume(full.out_sizes == geo.out_sizes)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    channels_last = draw(st.booleans())
+    return shape, tuple(ks), tuple(ss), tuple(ps), tuple(ds), ceil_mode, geo, dtype, \
+        channels_last
+
+
+def _cl(a, channels_last):
+    return np.moveaxis(a, 1, -1) if channels_last else a
+
+
+def _axes(rank, channels_last):
+    return tuple(range(1, rank + 1)) if channels_last else tuple(range(2, rank + 2))
+
+
+def _torch_backward(fn, x, g):
+    torch = _torch()
+    t = torch.tensor(x, requires_grad=True)
+    out = fn(t)
+    out.backward(torch.tensor(g))
+    return t.grad.numpy()
+
+
+TTOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(torch_cases("max"), seeds, st.booleans())
+def test_max_pool_backward_vs_torch(case, seed, ties):
+    torch = _torch()
+    F = torch.nn.functional
+    shape, k, s, p, d, ceil_mode, geo, dtype, cl = case
+    rng = np.random.default_rng(seed)
+    if ties:
+        x = rng.integers(-2, 3, shape).astype(dtype)
+    else:
+        x = (rng.permutation(math.prod(shape)).reshape(shape) - 3.5).astype(dtype)
+    g = rng.standard_normal(geo.out_shape).astype(dtype)
+    tf = F.max_pool1d if len(k) == 1 else F.max_pool2d
+    want = _torch_backward(lambda t: tf(t, k, s, p, d, ceil_mode=ceil_mode), x, g)
+    rank = len(k)
+    got = cypool.max_pool_backward(_cl(g, cl), _cl(x, cl), k, s, p, d, axes=_axes(rank, cl),
+                                   ceil_mode=ceil_mode)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, _cl(want, cl), **TTOL[dtype])
+    _, ti = tf(torch.tensor(x), k, s, p, d, ceil_mode=ceil_mode, return_indices=True)
+    got = cypool.max_pool_backward(_cl(g, cl), _cl(x, cl), k, s, p, d, axes=_axes(rank, cl),
+                                   ceil_mode=ceil_mode, indices=_cl(ti.numpy(), cl))
+    np.testing.assert_allclose(got, _cl(want, cl), **TTOL[dtype])
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(torch_cases("avg"), st.booleans(), st.sampled_from([None, None, 1, 2, 5, -3]), seeds)
+def test_avg_pool_backward_vs_torch(case, cip, divisor, seed):
+    torch = _torch()
+    F = torch.nn.functional
+    shape, k, s, p, d, ceil_mode, geo, dtype, cl = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(geo.out_shape).astype(dtype)
+    if len(k) == 1:   # avg_pool1d has no divisor_override: a unit axis through avg_pool2d
+        def fn(t):
+            return F.avg_pool2d(t[:, :, None, :], (1, k[0]), (1, s[0]), (0, p[0]), ceil_mode,
+                                cip, divisor)[:, :, 0, :]
+    else:
+        def fn(t):
+            return F.avg_pool2d(t, k, s, p, ceil_mode, cip, divisor)
+    want = _torch_backward(fn, x, g)
+    in_shape = _cl(x, cl).shape
+    got = cypool.avg_pool_backward(_cl(g, cl), in_shape, k, s, p, axes=_axes(len(k), cl),
+                                   ceil_mode=ceil_mode, count_include_pad=cip,
+                                   divisor_override=divisor)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, _cl(want, cl), **TTOL[dtype])
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(torch_cases("lp"), st.sampled_from([1, 2, 3, 1.5, 0.75]), seeds)
+def test_lp_pool_backward_vs_torch(case, p, seed):
+    torch = _torch()
+    F = torch.nn.functional
+    shape, k, s, _, _, ceil_mode, geo, dtype, cl = case
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.2, 2.0, shape).astype(dtype)       # torch's lp_pool: the p-norm for x > 0
+    g = rng.standard_normal(geo.out_shape).astype(dtype)
+    if len(k) == 1:
+        def fn(t):
+            return F.lp_pool1d(t, p, k[0], s[0], ceil_mode)
+    else:
+        def fn(t):
+            return F.lp_pool2d(t, p, k, s, ceil_mode)
+    want = _torch_backward(fn, x, g)
+    got = cypool.lp_pool_backward(_cl(g, cl), _cl(x, cl), p, k, s, axes=_axes(len(k), cl),
+                                  ceil_mode=ceil_mode)
+    assert got.dtype == dtype
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got, _cl(want, cl), **tol)
+
+
+@pytest.mark.parametrize("shape, k, s, p", [((2, 3, 6, 5), 2, 2, 0), ((1, 2, 7, 7), 3, 2, 1),
+                                            ((2, 1, 5, 8), (2, 3), (2, 2), (1, 0)),
+                                            ((1, 3, 9, 4), 3, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cl", [False, True])
+def test_max_unpool_vs_torch(shape, k, s, p, dtype, cl):
+    torch = _torch()
+    F = torch.nn.functional
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal(shape).astype(dtype)
+    tv, ti = F.max_pool2d(torch.tensor(x), k, s, p, return_indices=True)
+    want = F.max_unpool2d(tv, ti, k, s, p, output_size=shape[2:]).numpy()
+    got = cypool.max_unpool(_cl(tv.numpy(), cl), _cl(ti.numpy(), cl), shape[2:],
+                            axes=_axes(2, cl))
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, _cl(want, cl))
+    # cypool's own max_pool round trip
+    v, i = cypool.max_pool(_cl(x, cl), k, s, p, axes=_axes(2, cl), return_indices=True)
+    np.testing.assert_array_equal(cypool.max_unpool(v, i, shape[2:], axes=_axes(2, cl)),
+                                  _cl(want, cl))
+    # an output bigger than the pooled input
+    big = (shape[2] + 1, shape[3] + 2)
+    np.testing.assert_array_equal(cypool.max_unpool(tv.numpy(), ti.numpy(), big),
+                                  ref_max_unpool(tv.numpy(), ti.numpy(), big))
+
+
+# ================================================================================ threads, empty
+
+
+BIG = (4, 8, 64, 64)
+BIG_KW = dict(kernel_size=(3, 3), stride=(2, 1), padding=1, ceil_mode=True)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_num_threads_bit_identical(dtype):
+    rng = np.random.default_rng(16)
+    x = rng.integers(-3, 4, BIG).astype(dtype)          # ties: overlapping argmaxes
+    geo = ref_geometry(BIG, **BIG_KW)
+    g = rng.standard_normal(geo.out_shape).astype(dtype)
+    results = {}
+    for nt in (1, 2, None):
+        results[nt] = [
+            cypool.max_pool_backward(g, x, **BIG_KW, num_threads=nt),
+            cypool.avg_pool_backward(g, BIG, **BIG_KW, count_include_pad=False, num_threads=nt),
+            cypool.lp_pool_backward(g, x, 2, **BIG_KW, num_threads=nt),
+        ]
+    for a, b, c in zip(results[1], results[2], results[None]):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    # spot-check one (batch, channel) slice against the references
+    g64 = g[1, 2].astype(np.float64)
+    mx, av, lp = (r[1, 2] for r in results[1])
+    assert_grad_close(mx, ref_max_pool_backward(g64, x[1, 2], **BIG_KW),
+                      ref_max_pool_backward(np.abs(g64), x[1, 2], **BIG_KW), dtype)
+    assert_grad_close(av, ref_avg_pool_backward(g64, (64, 64), **BIG_KW,
+                                                count_include_pad=False),
+                      ref_avg_pool_backward(np.abs(g64), (64, 64), **BIG_KW,
+                                            count_include_pad=False), dtype)
+    assert_grad_close(lp, ref_lp_pool_backward(g64, x[1, 2], 2, **BIG_KW),
+                      ref_lp_pool_backward(np.abs(g64), np.abs(x[1, 2]), 2, **BIG_KW), dtype)
+    # max_unpool
+    v, i = cypool.max_pool(x, **BIG_KW, return_indices=True)
+    u1 = cypool.max_unpool(v, i, (64, 64), num_threads=1)
+    u2 = cypool.max_unpool(v, i, (64, 64), num_threads=2)
+    np.testing.assert_array_equal(u1, u2)
+    np.testing.assert_array_equal(u1[1, 2], ref_max_unpool(v[1, 2], i[1, 2], (64, 64)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_empty_batch(dtype):
+    x = np.zeros((0, 3, 5, 2), dtype=dtype)
+    kw = dict(kernel_size=(2, 3), axes=(1, 2), padding=1)
+    g = np.zeros((0, 2, 2, 2), dtype=dtype)
+    for r in (cypool.max_pool_backward(g, x, **kw),
+              cypool.avg_pool_backward(g, x.shape, **kw),
+              cypool.lp_pool_backward(g, x, 2, **kw),
+              cypool.max_pool_backward(g, x, **kw, indices=np.zeros(g.shape, np.int64))):
+        assert r.shape == x.shape and r.dtype == dtype
+    u = cypool.max_unpool(g, np.zeros(g.shape, np.int64), (3, 5), axes=(1, 2))
+    assert u.shape == (0, 3, 5, 2) and u.dtype == dtype
+    # a zero-size batch axis after the pooled ones
+    x = np.zeros((2, 4, 0), dtype=dtype)
+    g = np.zeros((2, 2, 0), dtype=dtype)
+    assert cypool.max_pool_backward(g, x, 2, axes=(1,)).shape == (2, 4, 0)
+    assert cypool.avg_pool_backward(g, (2, 4, 0), 2, axes=(1,)).shape == (2, 4, 0)
+
+
+# ================================================================================ out=
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_out_argument(dtype):
+    rng = np.random.default_rng(17)
+    x = (rng.standard_normal((2, 9, 8)) * 3).astype(dtype)
+    kw = dict(kernel_size=(3, 2), stride=(2, 3), padding=((1, 1), (1, 0)), axes=(1, 2))
+    g = rng.standard_normal((2, 5, 3)).astype(dtype)
+    g64 = g.astype(np.float64)
+    out = np.full((8, 9, 2), 7, dtype=dtype).T                  # transposed, dirty
+    r = cypool.max_pool_backward(g, x, **kw, out=out)
+    assert r is out
+    assert_grad_close(out, ref_max_pool_backward(g64, x, **kw),
+                      ref_max_pool_backward(np.abs(g64), x, **kw), dtype)
+    out = np.full((2, 18, 8), 7, dtype=dtype)[:, ::2, :]
+    r = cypool.avg_pool_backward(g, x.shape, **kw, out=out)
+    assert r is out
+    assert_grad_close(out, ref_avg_pool_backward(g64, x.shape, **kw),
+                      ref_avg_pool_backward(np.abs(g64), x.shape, **kw), dtype)
+    out = np.full((2, 9, 8), 7, dtype=dtype)[:, ::-1, :]
+    r = cypool.lp_pool_backward(g, x, 3, **kw, out=out)
+    assert r is out
+    assert_grad_close(out, ref_lp_pool_backward(g64, x, 3, **kw),
+                      ref_lp_pool_backward(np.abs(g64), np.abs(x), 3, **kw), dtype)
+    v, i = cypool.max_pool(x, **kw, return_indices=True)
+    out = np.full((2, 9, 8), 7, dtype=dtype)
+    r = cypool.max_unpool(v, i, (9, 8), axes=(1, 2), out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, ref_max_unpool(v, i, (9, 8), (1, 2)))
+    with pytest.raises(ValueError, match="out"):
+        cypool.avg_pool_backward(g, x.shape, **kw, out=np.empty((2, 9, 7), dtype))
+    other = np.float64 if dtype != np.float64 else np.float32
+    with pytest.raises(ValueError, match="out"):
+        cypool.max_pool_backward(g, x, **kw, out=np.empty((2, 9, 8), other))
+
+
+# ================================================================================ errors
+
+X = np.zeros((2, 3, 8, 8), dtype=np.float32)
+G = np.zeros((2, 3, 4, 4), dtype=np.float32)          # X pooled 2x2
+
+
+def _message(excinfo, *patterns):
+    import re
+    msg = str(excinfo.value)
+    for p in patterns:
+        assert re.search(p, msg), f"message {msg!r} does not match {p!r}"
+
+
+@pytest.mark.parametrize("bad", [64, 100, 2 ** 40])
+def test_max_pool_backward_indices_out_of_range(bad):
+    idx = np.zeros(G.shape, np.int64)
+    idx[1, 2, 3, 0] = bad
+    with pytest.raises(ValueError) as e:
+        cypool.max_pool_backward(G, X, (2, 2), indices=idx)
+    _message(e, r"indices")
+
+
+@pytest.mark.parametrize("bad", [-1, -64, -(2 ** 62)])
+def test_max_pool_backward_indices_negative(bad):
+    idx = np.zeros(G.shape, np.int64)
+    idx[0, 0, 0, 1] = bad
+    with pytest.raises(ValueError) as e:
+        cypool.max_pool_backward(G, X, (2, 2), indices=idx)
+    _message(e, r"indices")
+
+
+def test_max_pool_backward_indices_wrong_shape():
+    with pytest.raises(ValueError) as e:
+        cypool.max_pool_backward(G, X, (2, 2), indices=np.zeros((2, 3, 4, 3), np.int64))
+    _message(e, r"indices")
+
+
+@pytest.mark.parametrize("op", ["max", "avg", "lp"])
+@pytest.mark.parametrize("gshape", [(2, 3, 4, 3), (2, 3, 5, 4), (2, 2, 4, 4), (3, 4, 4),
+                                    (1, 2, 3, 4, 4)])
+def test_grad_output_wrong_shape(op, gshape):
+    g = np.zeros(gshape, np.float32)
+    with pytest.raises(ValueError) as e:
+        if op == "max":
+            cypool.max_pool_backward(g, X, (2, 2))
+        elif op == "avg":
+            cypool.avg_pool_backward(g, X.shape, (2, 2))
+        else:
+            cypool.lp_pool_backward(g, X, 2, (2, 2))
+    _message(e, r"grad_output", r"\(" + ", ".join(map(str, gshape)) + r"\)")
+
+
+@pytest.mark.parametrize("input_shape", [(2, 3, -8, 8), (2, 3, 8, -1)])
+def test_avg_pool_backward_negative_input_shape(input_shape):
+    with pytest.raises(ValueError) as e:
+        cypool.avg_pool_backward(G, input_shape, (2, 2))
+    _message(e, r"input_shape")
+
+
+@pytest.mark.parametrize("input_shape", [(2, 4, 8, 8), (3, 3, 8, 8), (2, 3, 10, 8),
+                                         (3, 8, 8), (1, 2, 3, 8, 8)])
+def test_avg_pool_backward_input_shape_mismatch(input_shape):
+    with pytest.raises(ValueError) as e:
+        cypool.avg_pool_backward(G, input_shape, (2, 2))
+    _message(e, r"input_shape|grad_output")
+
+
+def test_avg_pool_backward_input_shape_not_a_shape():
+    with pytest.raises((ValueError, TypeError)):
+        cypool.avg_pool_backward(G, (2, 3, 8.5, 8), (2, 2))
+    with pytest.raises((ValueError, TypeError)):
+        cypool.avg_pool_backward(G, "abc", (2, 2))
+
+
+def test_backward_geometry_errors():
+    with pytest.raises(ValueError, match="padding"):
+        cypool.avg_pool_backward(G, X.shape, (2, 2), padding=2)
+    with pytest.raises(ValueError, match="norm_type"):
+        cypool.lp_pool_backward(G, X, 0, (2, 2))
+    with pytest.raises(ValueError, match="divisor_override"):
+        cypool.avg_pool_backward(G, X.shape, (2, 2), divisor_override=0)
+    with pytest.raises(ValueError, match="kernel_size"):
+        cypool.max_pool_backward(G, X, 2)              # int kernel with axes=None
+
+
+def test_max_unpool_indices_negative():
+    v = np.ones((2, 3, 4, 4), np.float32)
+    idx = np.zeros(v.shape, np.int64)
+    idx[1, 1, 1, 1] = -1
+    with pytest.raises(ValueError) as e:
+        cypool.max_unpool(v, idx, (8, 8))
+    _message(e, r"indices")
+
+
+@pytest.mark.parametrize("output_size, bad", [((8, 8), 64), ((4, 4), 16), ((8, 8), 2 ** 40),
+                                              ((3, 5), 15)])
+def test_max_unpool_output_size_cannot_hold_indices(output_size, bad):
+    v = np.ones((2, 3, 4, 4), np.float32)
+    idx = np.zeros(v.shape, np.int64)
+    idx[0, 2, 3, 3] = bad
+    with pytest.raises(ValueError) as e:
+        cypool.max_unpool(v, idx, output_size)
+    _message(e, r"indices|output_size")
+
+
+@pytest.mark.parametrize("output_size", [(0, 8), (8, -1), (8,) * 3, (8,), (1, 2, 3, 4, 5)])
+def test_max_unpool_output_size_invalid(output_size):
+    v = np.ones((2, 3, 4, 4), np.float32)
+    idx = np.zeros(v.shape, np.int64)
+    with pytest.raises(ValueError) as e:
+        cypool.max_unpool(v, idx, output_size, axes=(2, 3))
+    _message(e, r"output_size")
+
+
+def test_max_unpool_shape_mismatch():
+    with pytest.raises(ValueError) as e:
+        cypool.max_unpool(np.ones((2, 3, 4, 4)), np.zeros((2, 3, 4, 3), np.int64), (8, 8))
+    _message(e, r"indices")
+
+
+BAD_DTYPES = [np.bool_, np.complex64, np.complex128]
+
+
+@pytest.mark.parametrize("bad", BAD_DTYPES)
+def test_bad_dtype_x(bad):
+    xb = X.astype(bad)
+    for call in (lambda: cypool.max_pool_backward(G, xb, (2, 2)),
+                 lambda: cypool.lp_pool_backward(G, xb, 2, (2, 2)),
+                 lambda: cypool.max_unpool(G.astype(bad), np.zeros(G.shape, np.int64), (8, 8))):
+        with pytest.raises(TypeError) as e:
+            call()
+        _message(e, np.dtype(bad).name, r"float32")
+
+
+@pytest.mark.parametrize("bad", BAD_DTYPES + [np.int32, np.int64, np.uint8])
+def test_bad_dtype_grad_output(bad):
+    gb = G.astype(bad)
+    for call in (lambda: cypool.max_pool_backward(gb, X, (2, 2)),
+                 lambda: cypool.avg_pool_backward(gb, X.shape, (2, 2)),
+                 lambda: cypool.lp_pool_backward(gb, X, 2, (2, 2))):
+        with pytest.raises(TypeError) as e:
+            call()
+        _message(e, np.dtype(bad).name)

@@ -15,7 +15,6 @@ from cypool._call import (
     kernel_input,
     result_arrays,
     run_folded,
-    run_kernel,
 )
 from cypool._dtypes import ORDER_DTYPES, as_array, average_dtypes, order_compute_dtype
 from cypool._geometry import adaptive_geometry, global_axes
@@ -23,30 +22,7 @@ from cypool._kernels import window as _window_kernels
 from cypool._errors import ParameterTypeError
 from cypool._layout import check_out
 from cypool._parallel import check_num_threads
-
-
-def _max(x, geometry, return_indices, out, num_threads):
-    compute = order_compute_dtype(x.dtype)
-    xk = kernel_input(x, compute)
-    shape = geometry.out_shape
-    if return_indices:
-        values, indices = result_arrays(x, out, [(shape, x.dtype), (shape, INDEX_DTYPE)],
-                                        ["out[0]", "out[1]"])
-        run_kernel(_window_kernels.max_pool_with_indices, geometry, xk, [values, indices],
-                   [compute, INDEX_DTYPE], num_threads)
-        return values, indices
-    (values,) = result_arrays(x, out, [(shape, x.dtype)], ["out"])
-    run_kernel(_window_kernels.max_pool, geometry, xk, [values], [compute], num_threads)
-    return values
-
-
-def _avg(x, geometry, out, num_threads):
-    compute, result = average_dtypes(x.dtype)
-    xk = kernel_input(x, compute)
-    (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
-    run_kernel(_window_kernels.avg_pool, geometry, xk, [values], [compute], num_threads,
-               *geometry.inverse_divisors(False, None))
-    return values
+from cypool._window import avg_over, max_over
 
 
 def adaptive_avg_pool(x, output_size, *, axes=None, out=None, num_threads=None):
@@ -54,7 +30,7 @@ def adaptive_avg_pool(x, output_size, *, axes=None, out=None, num_threads=None):
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = adaptive_geometry(x.shape, output_size, axes)
     check_num_threads(num_threads)
-    return _avg(x, geometry, out, num_threads)
+    return avg_over(x, geometry, geometry.inverse_divisors(False, None), out, num_threads)
 
 
 def adaptive_max_pool(x, output_size, *, axes=None, return_indices=False, out=None,
@@ -64,7 +40,7 @@ def adaptive_max_pool(x, output_size, *, axes=None, return_indices=False, out=No
     geometry = adaptive_geometry(x.shape, output_size, axes)
     return_indices = check_bool(return_indices, "return_indices")
     check_num_threads(num_threads)
-    return _max(x, geometry, return_indices, out, num_threads)
+    return max_over(x, geometry, return_indices, out, num_threads)
 
 
 def merge_reduced_axes(x: np.ndarray, axes):

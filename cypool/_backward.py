@@ -12,7 +12,7 @@ import numpy as np
 
 from cypool._adaptive import _GlobalCall, adaptive_max_pool, global_max_pool
 from cypool._call import INDEX_DTYPE, result_arrays, run_folded
-from cypool._dtypes import FLOAT_DTYPES, ORDER_DTYPES, as_array, average_dtypes, order_compute_dtype
+from cypool._dtypes import FLOAT_DTYPES, ORDER_DTYPES, as_array, order_compute_dtype
 from cypool._errors import ParameterTypeError
 from cypool._geometry import (
     WindowGeometry,

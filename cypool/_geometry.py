@@ -62,6 +62,22 @@ def normalize_axes(axes, ndim: int, default_count: int | None, name: str = "axes
     return tuple(result)
 
 
+def _axes_for(per_axis_value, name: str, axes, ndim: int) -> tuple[int, ...]:
+    """The pooled axes for a per-axis parameter: `axes`, or with axes=None the trailing
+    len(per_axis_value) axes (so the value must then be a tuple of 1 to 3 entries)."""
+    is_tuple = isinstance(per_axis_value, (tuple, list))
+    if axes is None and not is_tuple:
+        raise ValueError(
+            f"{name} must be a tuple when axes is None (it decides how many trailing axes are "
+            f"pooled), got {name}={per_axis_value!r}"
+        )
+    if is_tuple and not 1 <= len(per_axis_value) <= MAX_POOLED_AXES:
+        raise ValueError(
+            f"{name} must have 1 to {MAX_POOLED_AXES} entries, got {name}={tuple(per_axis_value)!r}"
+        )
+    return normalize_axes(axes, ndim, len(per_axis_value) if is_tuple else None)
+
+
 def per_axis_ints(value, name: str, naxes: int, minimum: int) -> tuple[int, ...]:
     """An int for every pooled axis, or a tuple with one int per axis, each >= minimum."""
     if _is_int(value):
@@ -272,17 +288,7 @@ def window_geometry(
 ) -> WindowGeometry:
     """Check and resolve every window-pooling parameter against an input shape."""
     shape = tuple(int(n) for n in shape)
-    if axes is None and not isinstance(kernel_size, (tuple, list)):
-        raise ValueError(
-            f"kernel_size must be a tuple when axes is None (it decides how many trailing axes "
-            f"are pooled), got kernel_size={kernel_size!r}"
-        )
-    default_count = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else None
-    if axes is None and not 1 <= len(kernel_size) <= MAX_POOLED_AXES:
-        raise ValueError(
-            f"kernel_size must have 1 to {MAX_POOLED_AXES} entries, got kernel_size={tuple(kernel_size)!r}"
-        )
-    given_axes = normalize_axes(axes, len(shape), default_count)
+    given_axes = _axes_for(kernel_size, "kernel_size", axes, len(shape))
     naxes = len(given_axes)
     kernel = per_axis_ints(kernel_size, "kernel_size", naxes, 1)
     strides = kernel if stride is None else per_axis_ints(stride, "stride", naxes, 1)
@@ -368,15 +374,8 @@ def adaptive_axis(size: int, out: int, axis: int) -> AdaptiveAxis:
 def adaptive_geometry(shape, output_size, axes=None, name: str = "output_size") -> WindowGeometry:
     """Check output_size (an int or a tuple; None entries keep that axis) against a shape."""
     shape = tuple(int(n) for n in shape)
-    if axes is None and not isinstance(output_size, (tuple, list)):
-        raise ValueError(
-            f"{name} must be a tuple when axes is None (it decides how many trailing axes are "
-            f"pooled), got {name}={output_size!r}"
-        )
+    given_axes = _axes_for(output_size, name, axes, len(shape))
     count = len(output_size) if isinstance(output_size, (tuple, list)) else None
-    if count is not None and not 1 <= count <= MAX_POOLED_AXES:
-        raise ValueError(f"{name} must have 1 to {MAX_POOLED_AXES} entries, got {name}={tuple(output_size)!r}")
-    given_axes = normalize_axes(axes, len(shape), count)
     if count is None:
         sizes = (output_size,) * len(given_axes)
     elif count != len(given_axes):

@@ -20,6 +20,34 @@ from cypool._kernels import window as _window_kernels
 from cypool._parallel import check_num_threads
 
 
+def max_over(x, geometry: WindowGeometry, return_indices: bool, out, num_threads):
+    """Max (and argmax) of x over the windows or bins of a checked geometry."""
+    compute = order_compute_dtype(x.dtype)
+    xk = kernel_input(x, compute)
+    shape = geometry.out_shape
+    if return_indices:
+        values, indices = result_arrays(
+            x, out, [(shape, x.dtype), (shape, INDEX_DTYPE)], ["out[0]", "out[1]"]
+        )
+        run_kernel(_window_kernels.max_pool_with_indices, geometry, xk, [values, indices],
+                   [compute, INDEX_DTYPE], num_threads)
+        return values, indices
+    (values,) = result_arrays(x, out, [(shape, x.dtype)], ["out"])
+    run_kernel(_window_kernels.max_pool, geometry, xk, [values], [compute], num_threads)
+    return values
+
+
+def avg_over(x, geometry: WindowGeometry, inverse_divisors, out, num_threads):
+    """Averages of x over the windows or bins of a checked geometry, with per-axis inverse
+    divisor factors."""
+    compute, result = average_dtypes(x.dtype)
+    xk = kernel_input(x, compute)
+    (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
+    run_kernel(_window_kernels.avg_pool, geometry, xk, [values], [compute], num_threads,
+               *inverse_divisors)
+    return values
+
+
 def max_pool(
     x,
     kernel_size,
@@ -38,19 +66,7 @@ def max_pool(
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     return_indices = check_bool(return_indices, "return_indices")
     check_num_threads(num_threads)
-    compute = order_compute_dtype(x.dtype)
-    xk = kernel_input(x, compute)
-    shape = geometry.out_shape
-    if return_indices:
-        values, indices = result_arrays(
-            x, out, [(shape, x.dtype), (shape, INDEX_DTYPE)], ["out[0]", "out[1]"]
-        )
-        run_kernel(_window_kernels.max_pool_with_indices, geometry, xk, [values, indices],
-             [compute, INDEX_DTYPE], num_threads)
-        return values, indices
-    (values,) = result_arrays(x, out, [(shape, x.dtype)], ["out"])
-    run_kernel(_window_kernels.max_pool, geometry, xk, [values], [compute], num_threads)
-    return values
+    return max_over(x, geometry, return_indices, out, num_threads)
 
 
 def avg_pool(
@@ -73,12 +89,8 @@ def avg_pool(
     count_include_pad = check_bool(count_include_pad, "count_include_pad")
     divisor_override = check_divisor_override(divisor_override)
     check_num_threads(num_threads)
-    compute, result = average_dtypes(x.dtype)
-    xk = kernel_input(x, compute)
-    (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
-    run_kernel(_window_kernels.avg_pool, geometry, xk, [values], [compute], num_threads,
-         *geometry.inverse_divisors(count_include_pad, divisor_override))
-    return values
+    return avg_over(x, geometry, geometry.inverse_divisors(count_include_pad, divisor_override),
+                    out, num_threads)
 
 
 def lp_pool(

@@ -20,6 +20,7 @@ repeats (one, without warm-up, under ``--quick``).
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import math
@@ -713,8 +714,8 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
             result = cy()  # also the warm-up call
             moved = case.bytes_moved(inputs, result)
             t_cy = median_time(cy, settings.repeats, warmup=0, budget=settings.budget)
-            t_cy_out = median_time(lambda: cy(out=result), settings.repeats, warmup=1,
-                                   budget=settings.budget)
+            t_cy_out = median_time(functools.partial(cy, out=result), settings.repeats,
+                                   warmup=1, budget=settings.budget)
             del cy, result
 
             t_np = None

@@ -7,6 +7,7 @@
 
 cdef struct GlobalPlan:
     Py_ssize_t r0, r1, r2, inner, block, nblocks, nitems
+    Py_ssize_t outer, rows  # channels-first: each item reduces `rows` consecutive outer indices
     Py_ssize_t xs0, xs1, xs2, xs3, xs4
     Py_ssize_t os0, os4, is0, is4
 
@@ -23,7 +24,12 @@ cdef GlobalPlan _global_plan(Py_ssize_t* xshape, Py_ssize_t* xstrides, Py_ssize_
     while p.block > 16 and xshape[0] * ((p.inner + p.block - 1) // p.block) < 4 * num_threads:
         p.block = (p.block + 1) // 2
     p.nblocks = (p.inner + p.block - 1) // p.block
-    p.nitems = xshape[0] * p.nblocks
+    p.outer = xshape[0]
+    p.rows = 1
+    if p.inner == 1:
+        # Small regions (a 7x7 ResNet head): batch outer indices so items are not all overhead.
+        p.rows = max(1, min(64, p.outer // (8 * num_threads)))
+    p.nitems = (p.outer + p.rows - 1) // p.rows * p.nblocks
     return p
 
 
@@ -122,7 +128,7 @@ def global_sum(
     """out[b, 0, 0, 0, c] = scale * sum of x[b, :, :, :, c], summed in float64."""
     cdef GlobalPlan p = _global_plan(x.shape, x.strides, sizeof(real_t), out.strides,
                                      sizeof(real_t), num_threads)
-    cdef Py_ssize_t k, stride = _scratch_stride(p.block * sizeof(double))
+    cdef Py_ssize_t k, b, stride = _scratch_stride(p.block * sizeof(double))
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef char* mine = NULL
     cdef const real_t* xp = &x[0, 0, 0, 0, 0]
@@ -133,7 +139,11 @@ def global_sum(
         with nogil, parallel(num_threads=num_threads):
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
-                _global_sum_item(xp, op, &p, k, scale, <double*>mine)
+                if p.rows > 1:
+                    for b in range(k * p.rows, min(p.outer, (k + 1) * p.rows)):
+                        _global_sum_item(xp, op, &p, b, scale, <double*>mine)
+                else:
+                    _global_sum_item(xp, op, &p, k, scale, <double*>mine)
     finally:
         free(scratch)
 
@@ -207,7 +217,7 @@ def global_max(
     position over (r0, r1, r2)."""
     cdef GlobalPlan p = _global_plan(x.shape, x.strides, sizeof(order_t), out.strides,
                                      sizeof(order_t), num_threads)
-    cdef Py_ssize_t k, best_bytes = _scratch_stride(p.block * sizeof(order_t))
+    cdef Py_ssize_t k, b, best_bytes = _scratch_stride(p.block * sizeof(order_t))
     cdef Py_ssize_t stride = best_bytes + _scratch_stride(p.block * sizeof(int64_t))
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef char* mine = NULL
@@ -223,7 +233,12 @@ def global_max(
         with nogil, parallel(num_threads=num_threads):
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
-                _global_max_item(xp, op, ip, &p, k, <order_t*>mine,
-                                 <int64_t*>(mine + best_bytes))
+                if p.rows > 1:
+                    for b in range(k * p.rows, min(p.outer, (k + 1) * p.rows)):
+                        _global_max_item(xp, op, ip, &p, b, <order_t*>mine,
+                                         <int64_t*>(mine + best_bytes))
+                else:
+                    _global_max_item(xp, op, ip, &p, k, <order_t*>mine,
+                                     <int64_t*>(mine + best_bytes))
     finally:
         free(scratch)

@@ -44,6 +44,7 @@ Conventions used here (see the module tests for hand-computed cases):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -128,6 +129,19 @@ def _full_index(ndim, batch_axes, b, axes, coords) -> tuple:
     return tuple(idx)
 
 
+def _pooled_loops(shape, axes, sizes):
+    """For every batch position of an array of ``shape`` pooled over ``axes`` (sorted), and
+    every position ``o`` of an array of shape ``sizes``, in row-major order (batch outer):
+    yield ``(at, o)``, where ``at(coords)`` is the full index of pooled coords ``coords`` at
+    that batch position (the batch axes are the same in the input and the output)."""
+    ndim = len(shape)
+    batch_axes = _batch_axes(ndim, axes)
+    for b in np.ndindex(*[shape[a] for a in batch_axes]):
+        at = functools.partial(_full_index, ndim, batch_axes, b, axes)
+        for o in np.ndindex(*sizes):
+            yield at, o
+
+
 def _flat(coords, sizes) -> int:
     """Row-major flat position of ``coords`` in an array of shape ``sizes``."""
     f = 0
@@ -179,6 +193,16 @@ def _check_grad_shape(g: np.ndarray, shape) -> None:
         raise ValueError(f"grad_output has shape {g.shape}, expected {tuple(shape)}")
 
 
+def _max_backward(g, indices, shape, axes, in_sizes, out_sizes):
+    """Max backward (window and adaptive): every element of ``g`` added to the input element
+    its flat index (over the pooled ``in_sizes``) points at."""
+    grad = np.zeros(shape, dtype=np.float64)
+    for at, o in _pooled_loops(shape, axes, out_sizes):
+        coords = _unflat(int(indices[at(o)]), in_sizes)
+        grad[at(coords)] += float(g[at(o)])
+    return grad.astype(g.dtype)
+
+
 def ref_max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, dilation=1,
                           axes=None, ceil_mode=False, indices=None):
     g = np.asarray(grad_output)
@@ -190,15 +214,7 @@ def ref_max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, d
     if indices is None:
         _, indices = ref_max_pool(x, kernel_size, stride, padding, dilation, axes, ceil_mode)
     indices = _check_indices(indices, geo.out_shape)
-
-    grad = np.zeros(x.shape, dtype=np.float64)
-    batch_axes = _batch_axes(x.ndim, geo.axes)
-    for b in np.ndindex(*[x.shape[a] for a in batch_axes]):
-        for o in np.ndindex(*geo.out_sizes):
-            out_idx = _full_index(x.ndim, batch_axes, b, geo.axes, o)
-            coords = _unflat(int(indices[out_idx]), geo.in_sizes)
-            grad[_full_index(x.ndim, batch_axes, b, geo.axes, coords)] += float(g[out_idx])
-    return grad.astype(g.dtype)
+    return _max_backward(g, indices, x.shape, geo.axes, geo.in_sizes, geo.out_sizes)
 
 
 def ref_avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
@@ -214,22 +230,19 @@ def ref_avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, pa
     geo = ref_geometry(input_shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     _check_grad_shape(g, geo.out_shape)
 
-    ndim = len(input_shape)
     grad = np.zeros(input_shape, dtype=np.float64)
-    batch_axes = _batch_axes(ndim, geo.axes)
-    for b in np.ndindex(*[input_shape[a] for a in batch_axes]):
-        for o in np.ndindex(*geo.out_sizes):
-            taps = list(_window_taps(geo, o))
-            if divisor_override is not None:
-                div = divisor_override
-            elif count_include_pad:
-                div = sum(1 for _, _, padded in taps if padded)
-            else:
-                div = sum(1 for _, inside, _ in taps if inside)
-            share = float(g[_full_index(ndim, batch_axes, b, geo.axes, o)]) / div
-            for coords, inside, _ in taps:
-                if inside:
-                    grad[_full_index(ndim, batch_axes, b, geo.axes, coords)] += share
+    for at, o in _pooled_loops(input_shape, geo.axes, geo.out_sizes):
+        taps = list(_window_taps(geo, o))
+        if divisor_override is not None:
+            div = divisor_override
+        elif count_include_pad:
+            div = sum(1 for _, _, padded in taps if padded)
+        else:
+            div = sum(1 for _, inside, _ in taps if inside)
+        share = float(g[at(o)]) / div
+        for coords, inside, _ in taps:
+            if inside:
+                grad[at(coords)] += share
     return grad.astype(g.dtype)
 
 
@@ -246,23 +259,20 @@ def ref_lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, pa
     _check_grad_shape(g, geo.out_shape)
 
     grad = np.zeros(x.shape, dtype=np.float64)
-    batch_axes = _batch_axes(x.ndim, geo.axes)
-    for b in np.ndindex(*[x.shape[a] for a in batch_axes]):
-        for o in np.ndindex(*geo.out_sizes):
-            gv = float(g[_full_index(x.ndim, batch_axes, b, geo.axes, o)])
-            members = []
-            for coords, inside, _ in _window_taps(geo, o):
-                if inside:
-                    idx = _full_index(x.ndim, batch_axes, b, geo.axes, coords)
-                    members.append((idx, float(x[idx])))
-            y = sum(abs(v) ** p for _, v in members) ** (1.0 / p)
-            if y == 0.0:
-                continue                       # a zero-norm window has a zero gradient
-            for idx, v in members:
-                if v == 0.0:
-                    continue                   # sign(0) == 0
-                sign = 1.0 if v > 0 else -1.0
-                grad[idx] += gv * sign * (abs(v) / y) ** (p - 1.0)
+    for at, o in _pooled_loops(x.shape, geo.axes, geo.out_sizes):
+        gv = float(g[at(o)])
+        members = []
+        for coords, inside, _ in _window_taps(geo, o):
+            if inside:
+                members.append((at(coords), float(x[at(coords)])))
+        y = sum(abs(v) ** p for _, v in members) ** (1.0 / p)
+        if y == 0.0:
+            continue                       # a zero-norm window has a zero gradient
+        for idx, v in members:
+            if v == 0.0:
+                continue                   # sign(0) == 0
+            sign = 1.0 if v > 0 else -1.0
+            grad[idx] += gv * sign * (abs(v) / y) ** (p - 1.0)
     return grad.astype(g.dtype)
 
 
@@ -297,12 +307,9 @@ def ref_max_unpool(x, indices, output_size, axes=None):
         out_shape[a] = s
 
     result = np.zeros(out_shape, dtype=x.dtype)
-    batch_axes = _batch_axes(x.ndim, pooled)
-    for b in np.ndindex(*[x.shape[a] for a in batch_axes]):
-        for c in np.ndindex(*[x.shape[a] for a in pooled]):
-            src = _full_index(x.ndim, batch_axes, b, pooled, c)
-            coords = _unflat(int(indices[src]), out_sizes)
-            result[_full_index(x.ndim, batch_axes, b, pooled, coords)] = x[src]
+    for at, c in _pooled_loops(x.shape, pooled, [x.shape[a] for a in pooled]):
+        coords = _unflat(int(indices[at(c)]), out_sizes)
+        result[at(coords)] = x[at(c)]
     return result
 
 
@@ -378,14 +385,12 @@ def ref_adaptive_avg_pool(x, output_size, axes=None):
     _check_max_dtype(x)
     geo = ref_adaptive_geometry(x.shape, output_size, axes)
     acc = np.zeros(geo.out_shape, dtype=np.float64)
-    batch_axes = _batch_axes(x.ndim, geo.axes)
-    for b in np.ndindex(*[x.shape[a] for a in batch_axes]):
-        for o in np.ndindex(*geo.out_sizes):
-            total, count = 0.0, 0
-            for c in _bin_members(geo, o):
-                total += float(x[_full_index(x.ndim, batch_axes, b, geo.axes, c)])
-                count += 1
-            acc[_full_index(x.ndim, batch_axes, b, geo.axes, o)] = total / count
+    for at, o in _pooled_loops(x.shape, geo.axes, geo.out_sizes):
+        total, count = 0.0, 0
+        for c in _bin_members(geo, o):
+            total += float(x[at(c)])
+            count += 1
+        acc[at(o)] = total / count
     return acc.astype(avg_result_dtype(x.dtype))
 
 
@@ -396,17 +401,14 @@ def ref_adaptive_max_pool(x, output_size, axes=None):
     values = np.zeros(geo.out_shape, dtype=x.dtype)
     indices = np.zeros(geo.out_shape, dtype=np.int64)
     is_float = x.dtype.kind == "f"
-    batch_axes = _batch_axes(x.ndim, geo.axes)
-    for b in np.ndindex(*[x.shape[a] for a in batch_axes]):
-        for o in np.ndindex(*geo.out_sizes):
-            best, best_flat = None, None
-            for c in _bin_members(geo, o):
-                v = x[_full_index(x.ndim, batch_axes, b, geo.axes, c)]
-                if best is None or _greater(v, best, is_float):
-                    best, best_flat = v, _flat(c, geo.in_sizes)
-            out_idx = _full_index(x.ndim, batch_axes, b, geo.axes, o)
-            values[out_idx] = best
-            indices[out_idx] = best_flat
+    for at, o in _pooled_loops(x.shape, geo.axes, geo.out_sizes):
+        best, best_flat = None, None
+        for c in _bin_members(geo, o):
+            v = x[at(c)]
+            if best is None or _greater(v, best, is_float):
+                best, best_flat = v, _flat(c, geo.in_sizes)
+        values[at(o)] = best
+        indices[at(o)] = best_flat
     return values, indices
 
 
@@ -432,13 +434,11 @@ def ref_adaptive_avg_pool_backward(grad_output, input_shape, axes=None):
     geo = ref_adaptive_geometry(input_shape, tuple(g.shape[a] for a in pooled), tuple(pooled))
 
     grad = np.zeros(input_shape, dtype=np.float64)
-    batch_axes = _batch_axes(ndim, geo.axes)
-    for b in np.ndindex(*[input_shape[a] for a in batch_axes]):
-        for o in np.ndindex(*geo.out_sizes):
-            members = list(_bin_members(geo, o))
-            share = float(g[_full_index(ndim, batch_axes, b, geo.axes, o)]) / len(members)
-            for c in members:
-                grad[_full_index(ndim, batch_axes, b, geo.axes, c)] += share
+    for at, o in _pooled_loops(input_shape, geo.axes, geo.out_sizes):
+        members = list(_bin_members(geo, o))
+        share = float(g[at(o)]) / len(members)
+        for c in members:
+            grad[at(c)] += share
     return grad.astype(g.dtype)
 
 
@@ -452,15 +452,7 @@ def ref_adaptive_max_pool_backward(grad_output, x, output_size, axes=None, indic
     if indices is None:
         _, indices = ref_adaptive_max_pool(x, output_size, axes)
     indices = _check_indices(indices, geo.out_shape)
-
-    grad = np.zeros(x.shape, dtype=np.float64)
-    batch_axes = _batch_axes(x.ndim, geo.axes)
-    for b in np.ndindex(*[x.shape[a] for a in batch_axes]):
-        for o in np.ndindex(*geo.out_sizes):
-            out_idx = _full_index(x.ndim, batch_axes, b, geo.axes, o)
-            coords = _unflat(int(indices[out_idx]), geo.in_sizes)
-            grad[_full_index(x.ndim, batch_axes, b, geo.axes, coords)] += float(g[out_idx])
-    return grad.astype(g.dtype)
+    return _max_backward(g, indices, x.shape, geo.axes, geo.in_sizes, geo.out_sizes)
 
 
 # ================================================================================ global

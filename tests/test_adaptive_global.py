@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import cypool
@@ -22,98 +22,38 @@ from reference_backward import (
     ref_global_max_pool,
     ref_global_max_pool_backward,
 )
+from support import (
+    BAD_DTYPES,
+    FLOAT_DTYPES,
+    INT_DTYPES,
+    RTOL,
+    SETTINGS,
+    TORCH_TOL,
+    assert_close,
+    assert_message,
+    draw_pooled_axes,
+    layout_axes,
+    make_grad,
+    make_values,
+    make_view,
+    numgrad,
+    seeds,
+    to_layout,
+    torch_grad,
+    trailing_axes,
+    views,
+)
 
-FLOAT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
-INT_DTYPES = tuple(d for d in MAX_DTYPES if d.kind in "iu")
-RTOL = {np.dtype("float16"): 1e-2, np.dtype("float32"): 1e-6, np.dtype("float64"): 1e-12}
-ATOL = {np.dtype("float16"): 1e-6, np.dtype("float32"): 1e-37, np.dtype("float64"): 0.0}
 MAX_ELEMENTS = 400
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # ================================================================================ helpers
 
 
 def _make_values(rng, shape, dtype, mode, for_average=False):
-    dtype = np.dtype(dtype)
-    size = math.prod(shape)
-    if dtype.kind == "f":
-        v = rng.integers(-3, 4, size).astype(np.float64) if mode == "ties" else \
-            rng.standard_normal(size) * 3
-        if mode == "special":
-            specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -np.inf])
-            mask = rng.random(size) < 0.2
-            v[mask] = rng.choice(specials, mask.sum())
-        return v.astype(dtype).reshape(shape)
-    info = np.iinfo(dtype)
-    if mode == "ties":
-        lo, hi = max(info.min, -3), 3
-    elif for_average:
-        lo, hi = max(info.min, -1000), min(info.max, 1000)
-    else:
-        lo, hi = info.min, info.max
-    v = rng.integers(lo, hi, size, dtype=dtype, endpoint=True)
-    if mode == "special" and not for_average:
-        mask = rng.random(size) < 0.2
-        v[mask] = rng.choice(np.array([info.min, info.max], dtype=dtype), mask.sum())
-    return v.reshape(shape)
-
-
-def _make_view(x, transforms, rng):
-    """Same values as ``x`` (except 'broadcast') with other strides: negative, permuted
-    (channels-last), stepped with an offset, zero."""
-    for t in transforms:
-        if x.ndim == 0 or x.size == 0:
-            break
-        ax = int(rng.integers(x.ndim))
-        if t == "broadcast":
-            x = np.broadcast_to(np.take(x, [0], axis=ax), x.shape)
-        elif t == "flip":
-            x = np.flip(np.flip(x, ax).copy(), ax)
-        elif t == "channels_last":
-            x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, ax, -1)), -1, ax)
-        elif t == "transpose":
-            perm = rng.permutation(x.ndim)
-            x = np.ascontiguousarray(x.transpose(perm)).transpose(np.argsort(perm))
-        elif t == "step":
-            big_shape = list(x.shape)
-            big_shape[ax] = 2 * big_shape[ax] + 1
-            fill = np.nan if x.dtype.kind == "f" else np.iinfo(x.dtype).max
-            big = np.full(big_shape, fill, dtype=x.dtype)
-            sl = [slice(None)] * x.ndim
-            sl[ax] = slice(1, None, 2)
-            big[tuple(sl)] = x
-            x = big[tuple(sl)]
-    return x
-
-
-views = st.lists(st.sampled_from(["flip", "channels_last", "transpose", "step", "broadcast"]),
-                 max_size=2)
-seeds = st.integers(0, 2 ** 32 - 1)
-
-
-def assert_close(got, want, mag, dtype):
-    """``got`` (of ``dtype``) against the float64 reference ``want``; ``mag`` bounds the sum of
-    |terms| of each element (the reference run on absolute values)."""
-    dtype = np.dtype(dtype)
-    got = np.asarray(got)
-    assert got.dtype == dtype, f"dtype {got.dtype}, expected {dtype}"
-    assert got.shape == np.shape(want), f"shape {got.shape}, expected {np.shape(want)}"
-    g64 = got.astype(np.float64)
-    want = np.asarray(want, dtype=np.float64)
-    bound = RTOL[dtype] * (np.abs(want) + mag) + ATOL[dtype]
-    bad = ~(np.abs(g64 - want) <= bound)
-    if bad.any():
-        where = tuple(np.argwhere(bad)[0])
-        raise AssertionError(f"{bad.sum()} of {bad.size} elements differ; first at {where}: "
-                             f"got {g64[where]!r}, want {want[where]!r} (dtype {dtype})")
-
-
-def _message(excinfo, *patterns):
-    import re
-    msg = str(excinfo.value)
-    for p in patterns:
-        assert re.search(p, msg), f"message {msg!r} does not match {p!r}"
+    """support.make_values; for averages, integers within +-1000 and no integer specials."""
+    return make_values(rng, shape, dtype, mode, int_bound=1000 if for_average else None,
+                       int_special_limits=not for_average)
 
 
 # ================================================================================ adaptive
@@ -123,10 +63,8 @@ def _message(excinfo, *patterns):
 def adaptive_cases(draw):
     """(shape, output_size, axes) with 1-3 pooled axes anywhere; output sizes below, equal to
     and above the input size, None entries; int output_size when axes are given."""
-    ndim = draw(st.integers(1, 4))
-    naxes = draw(st.integers(1, min(3, ndim)))
-    axes = list(draw(st.permutations(range(ndim)))[:naxes])
-    axes = [a - ndim if draw(st.booleans()) else a for a in axes]
+    ndim, axes = draw_pooled_axes(draw, 4)
+    naxes = len(axes)
     span = {1: 14, 2: 8, 3: 5}[naxes]
     shape = [draw(st.integers(1, 3)) for _ in range(ndim)]
     osizes = []
@@ -135,8 +73,7 @@ def adaptive_cases(draw):
         shape[a] = n
         osizes.append(None if draw(st.integers(0, 6)) == 0 else draw(st.integers(1, n + 2)))
     assume(math.prod(shape) <= MAX_ELEMENTS)
-    trailing = [a % ndim for a in axes] == list(range(ndim - naxes, ndim))
-    use_axes = not trailing or draw(st.booleans())
+    use_axes = not trailing_axes(axes, ndim) or draw(st.booleans())
     if use_axes and None not in osizes and len(set(osizes)) == 1 and draw(st.booleans()):
         output_size = osizes[0]
     else:
@@ -149,7 +86,7 @@ def adaptive_cases(draw):
 def test_adaptive_avg_pool_matches_reference(case, dtype, xviews, seed):
     shape, output_size, axes = case
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, "random", True), xviews, rng)
+    x = make_view(_make_values(rng, shape, dtype, "random", True), xviews, rng)
     x0 = x.copy()
     want = ref_adaptive_avg_pool(x.astype(np.float64), output_size, axes)
     mag = ref_adaptive_avg_pool(np.abs(x.astype(np.float64)), output_size, axes)
@@ -164,7 +101,7 @@ def test_adaptive_avg_pool_matches_reference(case, dtype, xviews, seed):
 def test_adaptive_max_pool_matches_reference(case, dtype, mode, xviews, seed):
     shape, output_size, axes = case
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, mode), xviews, rng)
+    x = make_view(_make_values(rng, shape, dtype, mode), xviews, rng)
     x0 = x.copy()
     wv, wi = ref_adaptive_max_pool(x, output_size, axes)
     v, i = cypool.adaptive_max_pool(x, output_size, axes=axes, return_indices=True)
@@ -184,7 +121,7 @@ def test_adaptive_avg_pool_backward_matches_reference(case, dtype, gviews, seed,
     shape, output_size, axes = case
     geo = ref_adaptive_geometry(shape, output_size, axes)
     rng = np.random.default_rng(seed)
-    g = _make_view((rng.standard_normal(geo.out_shape) * 2).astype(dtype), gviews, rng)
+    g = make_grad(rng, geo.out_shape, dtype, gviews)
     g0 = g.copy()
     if axes_mode == "none":
         bw_axes = None                    # the axes where the shapes differ
@@ -208,9 +145,9 @@ def test_adaptive_max_pool_backward_matches_reference(case, dtype, mode, xviews,
     shape, output_size, axes = case
     geo = ref_adaptive_geometry(shape, output_size, axes)
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, mode), [t for t in xviews
-                                                           if t != "broadcast"], rng)
-    g = _make_view((rng.standard_normal(geo.out_shape) * 2).astype(dtype), gviews, rng)
+    x = make_view(_make_values(rng, shape, dtype, mode), [t for t in xviews
+                                                          if t != "broadcast"], rng)
+    g = make_grad(rng, geo.out_shape, dtype, gviews)
     x0, g0 = x.copy(), g.copy()
     g64 = g.astype(np.float64)
     want = ref_adaptive_max_pool_backward(g64, x, output_size, axes)
@@ -303,20 +240,6 @@ def test_adaptive_output_size_none_and_int():
     np.testing.assert_array_equal(cypool.adaptive_avg_pool_backward(g, (2, 6, 5)), g)
 
 
-def _numgrad(f, x, g, h):
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for i in np.ndindex(*x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = float(np.sum(g * f(x)))
-        x[i] = old - h
-        fm = float(np.sum(g * f(x)))
-        x[i] = old
-        grad[i] = (fp - fm) / (2 * h)
-    return grad
-
-
 @pytest.mark.parametrize("shape, osize, axes", [
     ((10,), (3,), None), ((5,), (3,), None), ((7,), (7,), None), ((3,), (5,), None),
     ((2, 7, 5), (3, 2), None), ((4, 3, 2), (2, None, 1), None), ((5, 2, 4), (2, 3), (2, 0)),
@@ -327,7 +250,7 @@ def test_adaptive_avg_pool_backward_finite_differences(shape, osize, axes):
     x = rng.standard_normal(shape)
     out = cypool.adaptive_avg_pool(x, osize, axes=axes)
     g = rng.standard_normal(out.shape)
-    want = _numgrad(lambda xx: cypool.adaptive_avg_pool(xx, osize, axes=axes), x, g, 1e-3)
+    want = numgrad(lambda xx: cypool.adaptive_avg_pool(xx, osize, axes=axes), x, g, 1e-3)
     np.testing.assert_allclose(cypool.adaptive_avg_pool_backward(g, shape), want, rtol=1e-8,
                                atol=1e-9)
     geo = ref_adaptive_geometry(shape, osize, axes)
@@ -338,53 +261,35 @@ def test_adaptive_avg_pool_backward_finite_differences(shape, osize, axes):
 # ================================================================================ adaptive vs torch
 
 
-def _torch():
-    return pytest.importorskip("torch")
-
-
-def _torch_backward(fn, x, g):
-    torch = _torch()
-    t = torch.tensor(x, requires_grad=True)
-    fn(t).backward(torch.tensor(g))
-    return t.grad.numpy()
-
-
-def _cl(a, channels_last):
-    return np.moveaxis(a, 1, -1) if channels_last else a
-
-
-TTOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
 def _check_vs_torch(x, out_hw, cl, seed):
-    torch = _torch()
+    torch = pytest.importorskip("torch")
     F = torch.nn.functional
     dtype = x.dtype.type
     rng = np.random.default_rng(seed)
-    axes = (1, 2) if cl else (2, 3)
-    xv = _cl(x, cl)
-    t = torch.tensor(x)
+    axes = layout_axes(2, cl)
+    xv = to_layout(x, cl)
+    t = torch.tensor(x.astype(np.float64))          # float32 values, exact float64 results
     ta = F.adaptive_avg_pool2d(t, out_hw).numpy()
     got = cypool.adaptive_avg_pool(xv, out_hw, axes=axes)
     assert got.dtype == dtype
-    np.testing.assert_allclose(got, _cl(ta, cl), **TTOL[dtype])
+    np.testing.assert_allclose(got, to_layout(ta, cl), **TORCH_TOL[dtype])
     tv, ti = F.adaptive_max_pool2d(t, out_hw, return_indices=True)
     v, i = cypool.adaptive_max_pool(xv, out_hw, axes=axes, return_indices=True)
-    np.testing.assert_array_equal(v, _cl(tv.numpy(), cl))
-    np.testing.assert_array_equal(i, _cl(ti.numpy(), cl))
+    np.testing.assert_array_equal(v, to_layout(tv.numpy(), cl))
+    np.testing.assert_array_equal(i, to_layout(ti.numpy(), cl))
     g = rng.standard_normal(ta.shape).astype(dtype)
-    want = _torch_backward(lambda tt: F.adaptive_avg_pool2d(tt, out_hw), x, g)
-    got = cypool.adaptive_avg_pool_backward(_cl(g, cl), xv.shape, axes=axes)
+    _, want = torch_grad(lambda tt: F.adaptive_avg_pool2d(tt, out_hw), x, g)
+    got = cypool.adaptive_avg_pool_backward(to_layout(g, cl), xv.shape, axes=axes)
     assert got.dtype == dtype
-    np.testing.assert_allclose(got, _cl(want, cl), **TTOL[dtype])
-    got = cypool.adaptive_avg_pool_backward(_cl(g, cl), xv.shape)   # axes from the shapes
-    np.testing.assert_allclose(got, _cl(want, cl), **TTOL[dtype])
-    want = _torch_backward(lambda tt: F.adaptive_max_pool2d(tt, out_hw), x, g)
-    got = cypool.adaptive_max_pool_backward(_cl(g, cl), xv, out_hw, axes=axes)
-    np.testing.assert_allclose(got, _cl(want, cl), **TTOL[dtype])
-    got = cypool.adaptive_max_pool_backward(_cl(g, cl), xv, out_hw, axes=axes,
-                                            indices=_cl(ti.numpy(), cl))
-    np.testing.assert_allclose(got, _cl(want, cl), **TTOL[dtype])
+    np.testing.assert_allclose(got, to_layout(want, cl), **TORCH_TOL[dtype])
+    got = cypool.adaptive_avg_pool_backward(to_layout(g, cl), xv.shape)   # axes from the shapes
+    np.testing.assert_allclose(got, to_layout(want, cl), **TORCH_TOL[dtype])
+    _, want = torch_grad(lambda tt: F.adaptive_max_pool2d(tt, out_hw), x, g)
+    got = cypool.adaptive_max_pool_backward(to_layout(g, cl), xv, out_hw, axes=axes)
+    np.testing.assert_allclose(got, to_layout(want, cl), **TORCH_TOL[dtype])
+    got = cypool.adaptive_max_pool_backward(to_layout(g, cl), xv, out_hw, axes=axes,
+                                            indices=to_layout(ti.numpy(), cl))
+    np.testing.assert_allclose(got, to_layout(want, cl), **TORCH_TOL[dtype])
 
 
 @settings(max_examples=120, **SETTINGS)
@@ -410,7 +315,7 @@ def test_adaptive_bins_vs_torch(n, o, cl):
 
 
 def test_adaptive_1d_vs_torch():
-    torch = _torch()
+    torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(26)
     for n, o in BIN_CASES + [(3, 5)]:
@@ -446,7 +351,7 @@ def global_cases(draw):
 def test_global_avg_pool_matches_reference(case, dtype, xviews, seed):
     shape, axes, keepdims = case
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, "random", True), xviews, rng)
+    x = make_view(_make_values(rng, shape, dtype, "random", True), xviews, rng)
     x0 = x.copy()
     want = ref_global_avg_pool(x.astype(np.float64), axes, keepdims)
     mag = ref_global_avg_pool(np.abs(x.astype(np.float64)), axes, keepdims)
@@ -461,7 +366,7 @@ def test_global_avg_pool_matches_reference(case, dtype, xviews, seed):
 def test_global_max_pool_matches_reference(case, dtype, mode, xviews, seed):
     shape, axes, keepdims = case
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, mode), xviews, rng)
+    x = make_view(_make_values(rng, shape, dtype, mode), xviews, rng)
     wv, wi = ref_global_max_pool(x, axes, keepdims)
     v, i = cypool.global_max_pool(x, axes=axes, keepdims=keepdims, return_indices=True)
     v, i = np.asarray(v), np.asarray(i)
@@ -479,10 +384,10 @@ def test_global_backward_matches_reference(case, dtype, mode, xviews, gviews, se
                                            pass_indices):
     shape, axes, keepdims = case
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, mode), [t for t in xviews
-                                                           if t != "broadcast"], rng)
+    x = make_view(_make_values(rng, shape, dtype, mode), [t for t in xviews
+                                                          if t != "broadcast"], rng)
     out_shape = ref_global_max_pool(x, axes, keepdims)[0].shape
-    g = _make_view((rng.standard_normal(out_shape) * 2).astype(dtype), gviews, rng)
+    g = make_grad(rng, out_shape, dtype, gviews)
     x0, g0 = x.copy(), g.copy()
     g64 = g.astype(np.float64)
     want = ref_global_avg_pool_backward(g64, shape, axes, keepdims)
@@ -573,7 +478,7 @@ def test_global_max_indices_channels_last(dtype):
 
 
 def test_global_vs_torch():
-    torch = _torch()
+    torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(30)
     for dtype in (np.float32, np.float64):
@@ -581,17 +486,17 @@ def test_global_vs_torch():
         t = torch.tensor(x)
         np.testing.assert_allclose(cypool.global_avg_pool(x),
                                    F.adaptive_avg_pool2d(t, 1).numpy()[:, :, 0, 0],
-                                   **TTOL[dtype])
+                                   **TORCH_TOL[dtype])
         tv, ti = F.adaptive_max_pool2d(t, 1, return_indices=True)
         v, i = cypool.global_max_pool(x, keepdims=True, return_indices=True)
         np.testing.assert_array_equal(v, tv.numpy())
         np.testing.assert_array_equal(i, ti.numpy())
         g = rng.standard_normal((2, 3)).astype(dtype)
-        want = _torch_backward(lambda tt: tt.mean(dim=(2, 3)), x, g)
+        _, want = torch_grad(lambda tt: tt.mean(dim=(2, 3)), x, g)
         np.testing.assert_allclose(cypool.global_avg_pool_backward(g, x.shape), want,
-                                   **TTOL[dtype])
-        want = _torch_backward(lambda tt: tt.amax(dim=(2, 3)), x, g)
-        np.testing.assert_allclose(cypool.global_max_pool_backward(g, x), want, **TTOL[dtype])
+                                   **TORCH_TOL[dtype])
+        _, want = torch_grad(lambda tt: tt.amax(dim=(2, 3)), x, g)
+        np.testing.assert_allclose(cypool.global_max_pool_backward(g, x), want, **TORCH_TOL[dtype])
 
 
 # ================================================================================ threads, empty
@@ -725,7 +630,7 @@ def test_adaptive_output_size_non_positive(output_size):
                  lambda: cypool.adaptive_max_pool_backward(GA, X, output_size, axes=(2, 3))):
         with pytest.raises(ValueError) as e:
             call()
-        _message(e, r"output_size")
+        assert_message(e, r"output_size")
 
 
 @pytest.mark.parametrize("output_size, axes", [((3, 2, 2), (2, 3)), ((3,), (2, 3)),
@@ -736,16 +641,16 @@ def test_adaptive_output_size_wrong_length(output_size, axes):
                  lambda: cypool.adaptive_max_pool_backward(GA, X, output_size, axes=axes)):
         with pytest.raises(ValueError) as e:
             call()
-        _message(e, r"output_size|axes")
+        assert_message(e, r"output_size|axes")
 
 
 def test_adaptive_int_output_size_needs_axes():
     with pytest.raises(ValueError) as e:
         cypool.adaptive_avg_pool(X, 3)
-    _message(e, r"output_size|axes")
+    assert_message(e, r"output_size|axes")
     with pytest.raises(ValueError) as e:
         cypool.adaptive_max_pool(X, 3)
-    _message(e, r"output_size|axes")
+    assert_message(e, r"output_size|axes")
 
 
 @pytest.mark.parametrize("bad", [64, 100, -1, -48])
@@ -754,7 +659,7 @@ def test_adaptive_max_pool_backward_indices_out_of_range(bad):
     idx[1, 2, 0, 1] = bad
     with pytest.raises(ValueError) as e:
         cypool.adaptive_max_pool_backward(GA, X, (3, 2), indices=idx)
-    _message(e, r"indices")
+    assert_message(e, r"indices")
 
 
 @pytest.mark.parametrize("bad", [20, 2 ** 40, -1])
@@ -764,33 +669,33 @@ def test_global_max_pool_backward_indices_out_of_range(bad):
     idx[1, 1] = bad
     with pytest.raises(ValueError) as e:
         cypool.global_max_pool_backward(GG, x, indices=idx)
-    _message(e, r"indices")
+    assert_message(e, r"indices")
 
 
 @pytest.mark.parametrize("gshape", [(2, 3, 3, 3), (2, 3, 2, 2), (2, 2, 3, 2), (3, 3, 2)])
 def test_adaptive_max_pool_backward_grad_output_wrong_shape(gshape):
     with pytest.raises(ValueError) as e:
         cypool.adaptive_max_pool_backward(np.zeros(gshape, np.float32), X, (3, 2))
-    _message(e, r"grad_output", r"\(" + ", ".join(map(str, gshape)) + r"\)")
+    assert_message(e, r"grad_output", r"\(" + ", ".join(map(str, gshape)) + r"\)")
 
 
 def test_adaptive_avg_pool_backward_shape_errors():
     with pytest.raises(ValueError) as e:               # dims differ
         cypool.adaptive_avg_pool_backward(GA, (3, 8, 8))
-    _message(e, r"grad_output|input_shape")
+    assert_message(e, r"grad_output|input_shape")
     with pytest.raises(ValueError) as e:               # a non-pooled axis differs
         cypool.adaptive_avg_pool_backward(np.zeros((2, 4, 3, 2), np.float32), X.shape,
                                           axes=(2, 3))
-    _message(e, r"grad_output|input_shape")
+    assert_message(e, r"grad_output|input_shape")
     with pytest.raises(ValueError) as e:               # axis 2 differs but is not pooled
         cypool.adaptive_avg_pool_backward(GA, X.shape, axes=(3,))
-    _message(e, r"grad_output|input_shape|axes")
+    assert_message(e, r"grad_output|input_shape|axes")
     with pytest.raises(ValueError) as e:
         cypool.adaptive_avg_pool_backward(GA, (2, 3, -8, 8))
-    _message(e, r"input_shape")
+    assert_message(e, r"input_shape")
     with pytest.raises(ValueError) as e:               # a zero-size pooled output
         cypool.adaptive_avg_pool_backward(np.zeros((2, 3, 0, 2), np.float32), X.shape)
-    _message(e, r"grad_output|output")
+    assert_message(e, r"grad_output|output")
 
 
 @pytest.mark.parametrize("gshape, keepdims", [((2, 3, 1, 1), False), ((2, 3), True),
@@ -800,26 +705,23 @@ def test_global_backward_grad_output_wrong_shape(gshape, keepdims):
     g = np.zeros(gshape, np.float32)
     with pytest.raises(ValueError) as e:
         cypool.global_max_pool_backward(g, X, keepdims=keepdims)
-    _message(e, r"grad_output")
+    assert_message(e, r"grad_output")
     with pytest.raises(ValueError) as e:
         cypool.global_avg_pool_backward(g, X.shape, keepdims=keepdims)
-    _message(e, r"grad_output|input_shape")
+    assert_message(e, r"grad_output|input_shape")
 
 
 def test_global_input_shape_and_axes_errors():
     with pytest.raises(ValueError) as e:
         cypool.global_avg_pool_backward(GG, (2, 3, -8, 8))
-    _message(e, r"input_shape")
+    assert_message(e, r"input_shape")
     for axes in [(4,), (1, -3), (-5,)]:
         with pytest.raises(ValueError) as e:
             cypool.global_avg_pool(X, axes=axes)
-        _message(e, r"axes")
+        assert_message(e, r"axes")
         with pytest.raises(ValueError) as e:
             cypool.global_max_pool(X, axes=axes)
-        _message(e, r"axes")
-
-
-BAD_DTYPES = [np.bool_, np.complex64, np.complex128]
+        assert_message(e, r"axes")
 
 
 @pytest.mark.parametrize("bad", BAD_DTYPES)
@@ -833,7 +735,7 @@ def test_bad_dtype_input(bad):
                  lambda: cypool.global_max_pool_backward(GG, xb)):
         with pytest.raises(TypeError) as e:
             call()
-        _message(e, np.dtype(bad).name, r"float32")
+        assert_message(e, np.dtype(bad).name, r"float32")
 
 
 @pytest.mark.parametrize("bad", BAD_DTYPES + [np.int32, np.int64, np.uint8])
@@ -844,4 +746,4 @@ def test_bad_dtype_grad_output(bad):
                  lambda: cypool.global_max_pool_backward(GG.astype(bad), X)):
         with pytest.raises(TypeError) as e:
             call()
-        _message(e, np.dtype(bad).name)
+        assert_message(e, np.dtype(bad).name)

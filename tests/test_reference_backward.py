@@ -9,10 +9,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference import ref_avg_pool, ref_geometry, ref_lp_pool, ref_max_pool
+from reference import ref_avg_pool, ref_lp_pool, ref_max_pool
 from reference_backward import (
     ref_adaptive_avg_pool,
     ref_adaptive_avg_pool_backward,
@@ -30,9 +30,17 @@ from reference_backward import (
     ref_max_pool_backward,
     ref_max_unpool,
 )
+from support import (
+    SETTINGS,
+    draw_torch_window,
+    numgrad,
+    seeds,
+    torch_avg_pool,
+    torch_grad,
+    torch_lp_pool,
+)
 
 nan = np.nan
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _eq(a, b):
@@ -42,21 +50,6 @@ def _eq(a, b):
 def _close(a, b, rtol=1e-12, atol=1e-12):
     np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
                                rtol=rtol, atol=atol)
-
-
-def _numgrad(f, x, g, h):
-    """Central differences of ``sum(g * f(x))`` with respect to every element of ``x``."""
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for i in np.ndindex(*x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = float(np.sum(g * f(x)))
-        x[i] = old - h
-        fm = float(np.sum(g * f(x)))
-        x[i] = old
-        grad[i] = (fp - fm) / (2 * h)
-    return grad
 
 
 # ================================================================================ max backward
@@ -187,7 +180,7 @@ def test_avg_backward_finite_differences(shape, kw):
     x = rng.standard_normal(shape)
     geo_kw = {k: v for k, v in kw.items() if k not in ("count_include_pad", "divisor_override")}
     g = rng.standard_normal(ref_avg_pool(x, **geo_kw).shape)
-    want = _numgrad(lambda xx: ref_avg_pool(xx, **kw), x, g, 1e-3)   # linear: exact up to round-off
+    want = numgrad(lambda xx: ref_avg_pool(xx, **kw), x, g, 1e-3)   # linear: exact up to round-off
     got = ref_avg_pool_backward(g, shape, **kw)
     _close(got, want, rtol=1e-9, atol=1e-9)
     # adjoint identity
@@ -235,7 +228,7 @@ def test_lp_backward_finite_differences(shape, p, kw):
     # values away from 0 (the norm is not differentiable there for p <= 1)
     x = rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
     g = rng.standard_normal(ref_lp_pool(x, p, **kw).shape)
-    want = _numgrad(lambda xx: ref_lp_pool(xx, p, **kw), x, g, 1e-6)
+    want = numgrad(lambda xx: ref_lp_pool(xx, p, **kw), x, g, 1e-6)
     got = ref_lp_pool_backward(g, x, p, **kw)
     _close(got, want, rtol=1e-6, atol=1e-7)
 
@@ -351,7 +344,7 @@ def test_adaptive_avg_backward_finite_differences(shape, osize):
     x = rng.standard_normal(shape)
     out = ref_adaptive_avg_pool(x, osize)
     g = rng.standard_normal(out.shape)
-    want = _numgrad(lambda xx: ref_adaptive_avg_pool(xx, osize), x, g, 1e-3)
+    want = numgrad(lambda xx: ref_adaptive_avg_pool(xx, osize), x, g, 1e-3)
     _close(ref_adaptive_avg_pool_backward(g, shape), want, rtol=1e-9, atol=1e-9)
     pooled = tuple(range(len(shape) - len(osize), len(shape)))
     _close(ref_adaptive_avg_pool_backward(g, shape, axes=pooled), want, rtol=1e-9, atol=1e-9)
@@ -433,11 +426,11 @@ def test_global_finite_differences_and_empty_batch():
     for axes, keep in [(None, False), ((1, 2), True), ((0, 3), False), ((0, 1, 2, 3), False)]:
         out = ref_global_avg_pool(x, axes, keep)
         g = rng.standard_normal(out.shape)
-        want = _numgrad(lambda xx: ref_global_avg_pool(xx, axes, keep), x, g, 1e-3)
+        want = numgrad(lambda xx: ref_global_avg_pool(xx, axes, keep), x, g, 1e-3)
         _close(ref_global_avg_pool_backward(g, x.shape, axes, keep), want, rtol=1e-9,
                atol=1e-9)
         v, i = ref_global_max_pool(x, axes, keep)
-        want = _numgrad(lambda xx: ref_global_max_pool(xx, axes, keep)[0], x, g, 1e-6)
+        want = numgrad(lambda xx: ref_global_max_pool(xx, axes, keep)[0], x, g, 1e-6)
         _close(ref_global_max_pool_backward(g, x, axes, keep), want, rtol=1e-6, atol=1e-7)
         _close(ref_global_max_pool_backward(g, x, axes, keep, indices=i), want, rtol=1e-6,
                atol=1e-7)
@@ -452,40 +445,11 @@ def test_global_finite_differences_and_empty_batch():
 
 @st.composite
 def torch_window_cases(draw, op):
-    rank = draw(st.integers(1, 2))
-    ks, ss, ps, ds, sizes = [], [], [], [], []
-    for _ in range(rank):
-        k = draw(st.integers(1, 3))
-        d = draw(st.integers(1, 2)) if op == "max" else 1
-        p = 0 if op == "lp" else draw(st.integers(0, k // 2))
-        e = d * (k - 1) + 1
-        lo = max(1, e - 2 * p)
-        sizes.append(draw(st.integers(lo, lo + (6 if rank == 2 else 9))))
-        ks.append(k), ss.append(draw(st.integers(1, 3))), ps.append(p), ds.append(d)
-    ceil_mode = draw(st.booleans())
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *sizes)
-    axes = tuple(range(2, 2 + rank))
-    try:
-        geo = ref_geometry(shape, tuple(ks), tuple(ss), tuple(ps), tuple(ds), axes, ceil_mode)
-    except ValueError:
-        assume(False)
-    if op == "lp" and ceil_mode:
-        # torch's lp_pool divides partial windows wrongly: only full windows
-        full = ref_geometry(shape, tuple(ks), tuple(ss), 0, 1, axes, False)
-        assume(full.out_sizes == geo.out_sizes)
-    return shape, tuple(ks), tuple(ss), tuple(ps), tuple(ds), ceil_mode, geo
-
-
-def _torch_grad(fn, x, g):
-    torch = pytest.importorskip("torch")
-    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    out = fn(t)
-    out.backward(torch.tensor(g, dtype=torch.float64))
-    return out.detach().numpy(), t.grad.numpy()
+    return draw_torch_window(draw, op, max_kernel=3, extra={1: 9, 2: 6}, max_channels=2)
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(torch_window_cases("max"), st.integers(0, 2 ** 32 - 1), st.booleans())
+@given(torch_window_cases("max"), seeds, st.booleans())
 def test_max_backward_vs_torch(case, seed, ties):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
@@ -497,7 +461,7 @@ def test_max_backward_vs_torch(case, seed, ties):
         x = rng.permutation(math.prod(shape)).reshape(shape).astype(np.float64)
     g = rng.standard_normal(geo.out_shape)
     tf = F.max_pool1d if len(k) == 1 else F.max_pool2d
-    tv, tgrad = _torch_grad(lambda t: tf(t, k, s, p, d, ceil_mode=ceil_mode), x, g)
+    tv, tgrad = torch_grad(lambda t: tf(t, k, s, p, d, ceil_mode=ceil_mode), x, g)
     axes = tuple(range(2, 2 + len(k)))
     _eq(ref_max_pool(x, k, s, p, d, axes, ceil_mode)[0], tv)
     _close(ref_max_pool_backward(g, x, k, s, p, d, axes, ceil_mode), tgrad)
@@ -505,44 +469,30 @@ def test_max_backward_vs_torch(case, seed, ties):
 
 @settings(max_examples=60, **SETTINGS)
 @given(torch_window_cases("avg"), st.booleans(), st.sampled_from([None, None, 1, 2, 5, -3]),
-       st.integers(0, 2 ** 32 - 1))
+       seeds)
 def test_avg_backward_vs_torch(case, cip, divisor, seed):
-    torch = pytest.importorskip("torch")
-    F = torch.nn.functional
+    pytest.importorskip("torch")
     shape, k, s, p, d, ceil_mode, geo = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape)
     g = rng.standard_normal(geo.out_shape)
-    if len(k) == 1:   # avg_pool1d has no divisor_override: a unit axis through avg_pool2d
-        def fn(t):
-            return F.avg_pool2d(t[:, :, None, :], (1, k[0]), (1, s[0]), (0, p[0]), ceil_mode,
-                                cip, divisor)[:, :, 0, :]
-    else:
-        def fn(t):
-            return F.avg_pool2d(t, k, s, p, ceil_mode, cip, divisor)
-    _, tgrad = _torch_grad(fn, x, g)
+    fn = torch_avg_pool(k, s, p, ceil_mode, cip, divisor)
+    _, tgrad = torch_grad(fn, x, g)
     axes = tuple(range(2, 2 + len(k)))
     got = ref_avg_pool_backward(g, shape, k, s, p, d, axes, ceil_mode, cip, divisor)
     _close(got, tgrad)
 
 
 @settings(max_examples=40, **SETTINGS)
-@given(torch_window_cases("lp"), st.sampled_from([1, 2, 3, 1.5, 0.75]),
-       st.integers(0, 2 ** 32 - 1))
+@given(torch_window_cases("lp"), st.sampled_from([1, 2, 3, 1.5, 0.75]), seeds)
 def test_lp_backward_vs_torch(case, p, seed):
-    torch = pytest.importorskip("torch")
-    F = torch.nn.functional
+    pytest.importorskip("torch")
     shape, k, s, _, _, ceil_mode, geo = case
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.2, 2.0, shape)           # torch's lp_pool is the p-norm for x > 0
     g = rng.standard_normal(geo.out_shape)
-    if len(k) == 1:
-        def fn(t):
-            return F.lp_pool1d(t, p, k[0], s[0], ceil_mode)
-    else:
-        def fn(t):
-            return F.lp_pool2d(t, p, k, s, ceil_mode)
-    tv, tgrad = _torch_grad(fn, x, g)
+    fn = torch_lp_pool(p, k, s, ceil_mode)
+    tv, tgrad = torch_grad(fn, x, g)
     axes = tuple(range(2, 2 + len(k)))
     _close(ref_lp_pool(x, p, k, s, 0, 1, axes, ceil_mode), tv, rtol=1e-10)
     _close(ref_lp_pool_backward(g, x, p, k, s, 0, 1, axes, ceil_mode), tgrad, rtol=1e-9,
@@ -582,14 +532,14 @@ def test_adaptive_vs_torch(in_hw, out_hw):
     x = rng.permutation(math.prod(shape)).reshape(shape).astype(np.float64)
     ref_v = ref_adaptive_avg_pool(x, out_hw)
     g = rng.standard_normal(ref_v.shape)
-    tv, tgrad = _torch_grad(lambda t: F.adaptive_avg_pool2d(t, out_hw), x, g)
+    tv, tgrad = torch_grad(lambda t: F.adaptive_avg_pool2d(t, out_hw), x, g)
     _close(ref_v, tv)
     _close(ref_adaptive_avg_pool_backward(g, shape), tgrad)
     tv, ti = F.adaptive_max_pool2d(torch.tensor(x), out_hw, return_indices=True)
     v, i = ref_adaptive_max_pool(x, out_hw)
     _eq(v, tv.numpy())
     _eq(i, ti.numpy())
-    _, tgrad = _torch_grad(lambda t: F.adaptive_max_pool2d(t, out_hw), x, g)
+    _, tgrad = torch_grad(lambda t: F.adaptive_max_pool2d(t, out_hw), x, g)
     _close(ref_adaptive_max_pool_backward(g, x, out_hw), tgrad)
 
 
@@ -600,14 +550,14 @@ def test_adaptive_1d_vs_torch(n, o):
     rng = np.random.default_rng(9)
     x = rng.integers(-3, 4, (2, 3, n)).astype(np.float64)      # ties: first position wins
     g = rng.standard_normal((2, 3, o))
-    tv, tgrad = _torch_grad(lambda t: F.adaptive_avg_pool1d(t, o), x, g)
+    tv, tgrad = torch_grad(lambda t: F.adaptive_avg_pool1d(t, o), x, g)
     _close(ref_adaptive_avg_pool(x, (o,)), tv)
     _close(ref_adaptive_avg_pool_backward(g, x.shape), tgrad)
     tv, ti = F.adaptive_max_pool1d(torch.tensor(x), o, return_indices=True)
     v, i = ref_adaptive_max_pool(x, o, axes=-1)
     _eq(v, tv.numpy())
     _eq(i, ti.numpy())
-    _, tgrad = _torch_grad(lambda t: F.adaptive_max_pool1d(t, o), x, g)
+    _, tgrad = torch_grad(lambda t: F.adaptive_max_pool1d(t, o), x, g)
     _close(ref_adaptive_max_pool_backward(g, x, o, axes=(2,)), tgrad)
 
 
@@ -616,10 +566,10 @@ def test_global_vs_torch():
     rng = np.random.default_rng(10)
     x = rng.permutation(2 * 3 * 4 * 5).reshape(2, 3, 4, 5).astype(np.float64)
     g = rng.standard_normal((2, 3))
-    tv, tgrad = _torch_grad(lambda t: t.mean(dim=(2, 3)), x, g)
+    tv, tgrad = torch_grad(lambda t: t.mean(dim=(2, 3)), x, g)
     _close(ref_global_avg_pool(x), tv)
     _close(ref_global_avg_pool_backward(g, x.shape), tgrad)
-    tv, tgrad = _torch_grad(lambda t: t.amax(dim=(2, 3)), x, g)
+    tv, tgrad = torch_grad(lambda t: t.amax(dim=(2, 3)), x, g)
     _eq(ref_global_max_pool(x)[0], tv)
     _close(ref_global_max_pool_backward(g, x), tgrad)
     _, ti = torch.nn.functional.adaptive_max_pool2d(torch.tensor(x), 1, return_indices=True)

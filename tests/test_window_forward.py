@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import cypool
@@ -13,16 +13,26 @@ from reference import (
     MAX_DTYPES,
     avg_result_dtype,
     ref_avg_pool,
-    ref_geometry,
     ref_lp_pool,
     ref_max_pool,
 )
+from support import (
+    FLOAT_DTYPES,
+    INT_DTYPES,
+    SETTINGS,
+    add_window_kwargs,
+    draw_window,
+    geometry_or_none,
+    make_values,
+    make_view,
+    ref_kwargs,
+    seeds,
+    trailing_axes,
+)
 
-FLOAT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
-INT_DTYPES = tuple(d for d in MAX_DTYPES if d.kind in "iu")
+# float16 to 1e-3 here (support.RTOL, for the backward and adaptive ops, allows 1e-2)
 RTOL = {np.dtype("float16"): 1e-3, np.dtype("float32"): 1e-6, np.dtype("float64"): 1e-12}
 MAX_ELEMENTS = 2000
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # ================================================================================ strategies
@@ -30,88 +40,22 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 @st.composite
 def geometries(draw):
-    """A random valid-looking geometry: (shape, call kwargs, pooled-axis list as given)."""
-    ndim = draw(st.integers(1, 5))
-    naxes = draw(st.integers(1, min(3, ndim)))
-    axes = list(draw(st.permutations(range(ndim)))[:naxes])
-    axes = [a - ndim if draw(st.booleans()) else a for a in axes]
-    kmax = 4 if naxes < 3 else 3
-    span = {1: 12, 2: 6, 3: 3}[naxes]
-
-    ks, ss, ds = [], [], []
-    for _ in range(naxes):
-        k = draw(st.integers(1, kmax))
-        ks.append(k)
-        ds.append(draw(st.integers(1, 3)) if draw(st.integers(0, 2)) == 0 else 1)
-        ss.append(draw(st.integers(1, 4)))
-    exts = [d * (k - 1) + 1 for k, d in zip(ks, ds)]
-
-    form = draw(st.sampled_from(["int", "tuple", "pairs", "same", "valid", "default"]))
-    if form == "int":
-        p = draw(st.integers(0, min(e // 2 for e in exts)))
-        padding, pads = p, [(p, p)] * naxes
-    elif form == "tuple":
-        ps = [draw(st.integers(0, e // 2)) for e in exts]
-        padding, pads = tuple(ps), [(p, p) for p in ps]
-    elif form == "pairs":
-        pads = [(draw(st.integers(0, e // 2)), draw(st.integers(0, e // 2))) for e in exts]
-        padding = tuple(pads)
-    elif form == "same":
-        padding, pads = "same", None
-    elif form == "valid":
-        padding, pads = "valid", [(0, 0)] * naxes
-    else:
-        padding, pads = 0, [(0, 0)] * naxes
-
-    shape = [draw(st.integers(1, 4)) for _ in range(ndim)]
-    for i, a in enumerate(axes):
-        lo = 1 if pads is None else max(1, exts[i] - pads[i][0] - pads[i][1])
-        shape[a] = draw(st.integers(lo, lo + span))
-    assume(math.prod(shape) <= MAX_ELEMENTS)
-
+    """A random valid-looking geometry: (shape, call kwargs), the pooled axes in any order."""
+    w = draw_window(draw, max_ndim=5, max_stride=4, max_batch=4, spans={1: 12, 2: 6, 3: 3},
+                    max_elements=MAX_ELEMENTS)
     kwargs = {}
-    # kernel_size: a tuple, or an int when axes are given and all kernels agree
-    use_axes = draw(st.booleans()) or sorted(a % ndim for a in axes) != list(
-        range(ndim - naxes, ndim)) or [a % ndim for a in axes] != sorted(a % ndim for a in axes)
-    if use_axes:
-        kwargs["axes"] = tuple(axes)
-    if use_axes and len(set(ks)) == 1 and draw(st.booleans()):
-        kwargs["kernel_size"] = ks[0]
-    else:
-        kwargs["kernel_size"] = tuple(ks)
-    if ss != ks or draw(st.booleans()):
-        kwargs["stride"] = ss[0] if len(set(ss)) == 1 and draw(st.booleans()) else tuple(ss)
-    if ds != [1] * naxes or draw(st.booleans()):
-        kwargs["dilation"] = ds[0] if len(set(ds)) == 1 and draw(st.booleans()) else tuple(ds)
-    if form != "default" or draw(st.booleans()):
-        kwargs["padding"] = padding
+    # axes: given when they are not the trailing ones, else as drawn
+    if draw(st.booleans()) or not trailing_axes(w["axes"], w["ndim"]):
+        kwargs["axes"] = tuple(w["axes"])
+    add_window_kwargs(draw, kwargs, w)
     kwargs["ceil_mode"] = draw(st.booleans())
-    return tuple(shape), kwargs
-
-
-def _ref_kwargs(kwargs):
-    kw = dict(kwargs)
-    kw.setdefault("stride", None)
-    kw.setdefault("padding", 0)
-    kw.setdefault("dilation", 1)
-    kw.setdefault("axes", None)
-    return kw
-
-
-def _valid_geometry(shape, kwargs):
-    kw = _ref_kwargs(kwargs)
-    try:
-        geo = ref_geometry(shape, kw["kernel_size"], kw["stride"], kw["padding"],
-                           kw["dilation"], kw["axes"], kw["ceil_mode"])
-    except ValueError:
-        return None
-    return geo
+    return w["shape"], kwargs
 
 
 def _geometry_or_expect_error(shape, kwargs, call):
     """True when the reference accepts the geometry; else check that cypool refuses it too
     (``call(x)`` runs the op under test) and return False."""
-    if _valid_geometry(shape, kwargs) is not None:
+    if geometry_or_none(shape, kwargs) is not None:
         return True
     with pytest.raises(ValueError):
         call(np.zeros(shape, dtype=np.float64))
@@ -119,71 +63,17 @@ def _geometry_or_expect_error(shape, kwargs, call):
 
 
 def _make_values(rng, shape, dtype, mode, for_average):
-    """Values of the given dtype; mode picks ties / random / special values."""
-    dtype = np.dtype(dtype)
-    size = math.prod(shape)
-    if dtype.kind == "f":
-        if mode == "ties":
-            v = rng.integers(-3, 4, size).astype(np.float64)
-        else:
-            v = rng.standard_normal(size) * 10
-        if mode == "special" and not for_average:
-            specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -np.inf])
-            mask = rng.random(size) < 0.2
-            v[mask] = rng.choice(specials, mask.sum())
-        return v.astype(dtype).reshape(shape)
-    info = np.iinfo(dtype)
-    if mode == "ties":
-        lo, hi = max(info.min, -3), 3
-    elif for_average:
-        # exact in float64 whatever the summation order
-        lo, hi = max(info.min, -(2 ** 40)), min(info.max, 2 ** 40)
-    else:
-        lo, hi = info.min, info.max
-    v = rng.integers(lo, hi, size, dtype=dtype, endpoint=True)
-    if mode == "special":
-        mask = rng.random(size) < 0.2
-        specials = [lo, hi]
-        if not for_average or dtype.itemsize <= 4:  # sums of these stay exact in float64
-            specials += [info.min, info.max]
-        v[mask] = rng.choice(np.array(specials, dtype=dtype), mask.sum())
-    return v.reshape(shape)
-
-
-def _garbage(dtype):
-    dtype = np.dtype(dtype)
-    return np.nan if dtype.kind == "f" else np.iinfo(dtype).max
-
-
-def _make_view(x, transforms, rng):
-    """A view holding the same values as ``x`` (except 'broadcast', which repeats a slice)
-    with strides of another kind; the reference is always computed on the view itself."""
-    for t in transforms:
-        if x.ndim == 0:
-            break
-        ax = int(rng.integers(x.ndim))
-        if t == "broadcast":
-            src = np.take(x, [0], axis=ax)
-            x = np.broadcast_to(src, x.shape)                       # zero stride, read-only
-        elif t == "flip":
-            x = np.flip(np.flip(x, ax).copy(), ax)                  # negative stride
-        elif t == "transpose":
-            perm = rng.permutation(x.ndim)
-            x = np.ascontiguousarray(x.transpose(perm)).transpose(np.argsort(perm))
-        elif t == "step":
-            big_shape = list(x.shape)
-            big_shape[ax] = 2 * big_shape[ax] + 1
-            big = np.full(big_shape, _garbage(x.dtype), dtype=x.dtype)
-            sl = [slice(None)] * x.ndim
-            sl[ax] = slice(1, None, 2)
-            big[tuple(sl)] = x
-            x = big[tuple(sl)]                                      # non-unit stride, offset
-    return x
+    """Values of the given dtype; mode picks ties / random / special values. For averages: no
+    float specials, and integers within +-2**40 (exact in float64 whatever the summation
+    order), whose 64-bit special values keep to that range."""
+    return make_values(rng, shape, dtype, mode, scale=10, float_specials=not for_average,
+                       int_bound=2 ** 40 if for_average else None, int_special_bounds=True,
+                       int_special_limits=not for_average or np.dtype(dtype).itemsize <= 4)
 
 
 views = st.lists(st.sampled_from(["flip", "transpose", "step", "broadcast"]), max_size=2)
+large_views = st.lists(st.sampled_from(["flip", "transpose", "step"]), max_size=1)
 value_modes = st.sampled_from(["random", "ties", "special"])
-seeds = st.integers(0, 2 ** 32 - 1)
 
 
 def _check_float_close(got, want, dtype, x):
@@ -203,9 +93,9 @@ def test_max_pool_matches_reference(geom, dtype, mode, transforms, seed):
     if not _geometry_or_expect_error(shape, kwargs, lambda x: cypool.max_pool(x, **kwargs)):
         return
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, mode, False), transforms, rng)
+    x = make_view(_make_values(rng, shape, dtype, mode, False), transforms, rng)
     before = x.copy()
-    want_v, want_i = ref_max_pool(x, **_ref_kwargs(kwargs))
+    want_v, want_i = ref_max_pool(x, **ref_kwargs(kwargs))
 
     got_v, got_i = cypool.max_pool(x, **kwargs, return_indices=True)
     assert got_v.dtype == x.dtype and got_i.dtype == np.int64
@@ -226,9 +116,9 @@ def test_avg_pool_matches_reference(geom, dtype, mode, transforms, seed, cip, di
     if not _geometry_or_expect_error(shape, kwargs, lambda x: cypool.avg_pool(x, **kwargs)):
         return
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, mode, True), transforms, rng)
+    x = make_view(_make_values(rng, shape, dtype, mode, True), transforms, rng)
     before = x.copy()
-    want = ref_avg_pool(x, **_ref_kwargs(kwargs), count_include_pad=cip,
+    want = ref_avg_pool(x, **ref_kwargs(kwargs), count_include_pad=cip,
                         divisor_override=divisor)
     got = cypool.avg_pool(x, **kwargs, count_include_pad=cip, divisor_override=divisor)
     assert got.dtype == avg_result_dtype(x.dtype)
@@ -248,9 +138,9 @@ def test_lp_pool_matches_reference(geom, dtype, mode, transforms, seed, p):
     x = _make_values(rng, shape, dtype, mode, True)
     if x.dtype.kind in "iu":
         x = np.clip(x, max(np.iinfo(x.dtype).min, -1000), 1000).astype(x.dtype)
-    x = _make_view(x, transforms, rng)
+    x = make_view(x, transforms, rng)
     before = x.copy()
-    want = ref_lp_pool(x, p, **_ref_kwargs(kwargs))
+    want = ref_lp_pool(x, p, **ref_kwargs(kwargs))
     got = cypool.lp_pool(x, p, **kwargs)
     assert got.dtype == avg_result_dtype(x.dtype)
     assert got.shape == want.shape
@@ -311,14 +201,13 @@ def _sampled_batch_check(x, got, kwargs, ref_fn, compare, rng, samples=3):
 
 
 @settings(max_examples=150, **SETTINGS)
-@given(large_cases(), st.sampled_from(MAX_DTYPES), value_modes,
-       st.lists(st.sampled_from(["flip", "transpose", "step"]), max_size=1), seeds)
+@given(large_cases(), st.sampled_from(MAX_DTYPES), value_modes, large_views, seeds)
 def test_max_pool_large_arrays(case, dtype, mode, transforms, seed):
     shape, kwargs = case
     if not _geometry_or_expect_error(shape, kwargs, lambda x: cypool.max_pool(x, **kwargs)):
         return
     rng = np.random.default_rng(seed)
-    x = _make_view(_make_values(rng, shape, dtype, mode, False), transforms, rng)
+    x = make_view(_make_values(rng, shape, dtype, mode, False), transforms, rng)
     v2, i2 = cypool.max_pool(x, **kwargs, return_indices=True, num_threads=2)
     v1 = cypool.max_pool(x, **kwargs, num_threads=1)
     np.testing.assert_array_equal(v1, v2)
@@ -334,7 +223,7 @@ def test_max_pool_large_arrays(case, dtype, mode, transforms, seed):
 @settings(max_examples=150, **SETTINGS)
 @given(large_cases(), st.sampled_from(MAX_DTYPES), st.booleans(),
        st.sampled_from([None, None, 3]), st.sampled_from([None, 1, 1.5, 2]),
-       st.lists(st.sampled_from(["flip", "transpose", "step"]), max_size=1), seeds)
+       large_views, seeds)
 def test_avg_lp_pool_large_arrays(case, dtype, cip, divisor, p, transforms, seed):
     shape, kwargs = case
     op = (lambda x, **kw: cypool.avg_pool(x, **kw, count_include_pad=cip,
@@ -346,7 +235,7 @@ def test_avg_lp_pool_large_arrays(case, dtype, cip, divisor, p, transforms, seed
     x = _make_values(rng, shape, dtype, "random", True)
     if x.dtype.kind in "iu":
         x = np.clip(x, max(np.iinfo(x.dtype).min, -1000), 1000).astype(x.dtype)
-    x = _make_view(x, transforms, rng)
+    x = make_view(x, transforms, rng)
     got = op(x, **kwargs, num_threads=2)
     np.testing.assert_array_equal(op(x, **kwargs, num_threads=1), got)
     assert got.dtype == avg_result_dtype(x.dtype)

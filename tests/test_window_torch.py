@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
@@ -10,9 +10,7 @@ F = torch.nn.functional
 
 import cypool  # noqa: E402
 from reference import ref_geometry  # noqa: E402
-
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
+from support import SETTINGS, TORCH_TOL, layout_axes, to_layout  # noqa: E402
 
 
 @st.composite
@@ -66,14 +64,6 @@ def torch_cases(draw, op):
     return x, rank, geo, ceil_mode, channels_last
 
 
-def _to_layout(a, channels_last):
-    return np.moveaxis(a, 1, -1) if channels_last else a
-
-
-def _axes(rank, channels_last):
-    return tuple(range(1, rank + 1)) if channels_last else tuple(range(2, rank + 2))
-
-
 @settings(max_examples=500, **SETTINGS)
 @given(torch_cases("max"))
 def test_max_pool_vs_torch(case):
@@ -82,11 +72,11 @@ def test_max_pool_vs_torch(case):
     stride = g["stride"] if g["stride"] is not None else g["kernel"]
     tv, ti = tf(torch.from_numpy(x), g["kernel"], stride, g["padding"], g["dilation"],
                 ceil_mode=ceil_mode, return_indices=True)
-    xv = _to_layout(x, cl)
+    xv = to_layout(x, cl)
     v, i = cypool.max_pool(xv, g["kernel"], g["stride"], g["padding"], g["dilation"],
-                           axes=_axes(rank, cl), ceil_mode=ceil_mode, return_indices=True)
-    np.testing.assert_array_equal(v, _to_layout(tv.numpy(), cl))
-    np.testing.assert_array_equal(i, _to_layout(ti.numpy(), cl))
+                           axes=layout_axes(rank, cl), ceil_mode=ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(v, to_layout(tv.numpy(), cl))
+    np.testing.assert_array_equal(i, to_layout(ti.numpy(), cl))
     # the alias, with the same positional order as torch
     alias = getattr(cypool, f"max_pool{rank}d")
     av, ai = alias(xv, g["kernel"], g["stride"], g["padding"], g["dilation"], ceil_mode, True,
@@ -113,12 +103,12 @@ def test_avg_pool_vs_torch(case, count_include_pad, divisor):
         tf = getattr(F, f"avg_pool{rank}d")
         want = tf(t, g["kernel"], g["stride"], g["padding"], ceil_mode, count_include_pad,
                   divisor)
-    xv = _to_layout(x, cl)
-    got = cypool.avg_pool(xv, g["kernel"], g["stride"], g["padding"], axes=_axes(rank, cl),
+    xv = to_layout(x, cl)
+    got = cypool.avg_pool(xv, g["kernel"], g["stride"], g["padding"], axes=layout_axes(rank, cl),
                           ceil_mode=ceil_mode, count_include_pad=count_include_pad,
                           divisor_override=divisor)
     assert got.dtype == x.dtype
-    np.testing.assert_allclose(got, _to_layout(want.numpy(), cl), **TOL[x.dtype.type])
+    np.testing.assert_allclose(got, to_layout(want.numpy(), cl), **TORCH_TOL[x.dtype.type])
     alias = getattr(cypool, f"avg_pool{rank}d")
     got2 = alias(xv, g["kernel"], g["stride"], g["padding"], ceil_mode, count_include_pad,
                  divisor, channels_last=cl)
@@ -135,11 +125,11 @@ def test_lp_pool_vs_torch(case, p):
     def torch_arg(v):  # lp_pool1d wants plain ints
         return v[0] if rank == 1 and isinstance(v, tuple) else v
     want = tf(torch.from_numpy(x), p, torch_arg(g["kernel"]), torch_arg(g["stride"]), ceil_mode)
-    xv = _to_layout(x, cl)
-    got = cypool.lp_pool(xv, p, g["kernel"], g["stride"], axes=_axes(rank, cl),
+    xv = to_layout(x, cl)
+    got = cypool.lp_pool(xv, p, g["kernel"], g["stride"], axes=layout_axes(rank, cl),
                          ceil_mode=ceil_mode)
     tol = dict(rtol=2e-5, atol=1e-6) if x.dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(got, _to_layout(want.numpy(), cl), **tol)
+    np.testing.assert_allclose(got, to_layout(want.numpy(), cl), **tol)
 
 
 def test_channels_last_image_vs_torch():

@@ -74,6 +74,7 @@ cdef struct Plan:
     Py_ssize_t is0, is1, is2, is3, is4
     Py_ssize_t d0, d1, d2
     Py_ssize_t k2, s2, pad2  # axis 2's kernel, stride and leading pad; k2 == 0: table mode
+    bint direct              # channels-last items read taps straight from the input
     const int64_t* taps0
     const int64_t* taps1
     const int64_t* taps2
@@ -134,6 +135,9 @@ cdef Plan _make_plan(
             p.ochunk = max(1, (elements // p.block - extent2) // p.s2 + 1)
         p.span = (p.ochunk - 1) * p.s2 + extent2
     p.nchunks = (p.o2 + p.ochunk - 1) // p.ochunk
+    # Channels-last windows that barely overlap gain nothing from the row buffer: reading each
+    # tap's inner line straight from the input skips a write and read of the buffer.
+    p.direct = p.inner > 1 and (p.k2 == 0 or p.k2 <= p.s2 + 1)
     p.nitems = nrows * p.nblocks * p.nchunks
     return p
 
@@ -465,6 +469,36 @@ cdef inline void _window_max(order_t* o, Py_ssize_t os, const order_t* b, Py_ssi
         _line_store(o, os, acc, n)
 
 
+cdef bint _max_direct(const order_t* x, order_t* out, const Plan* p, const Item* it,
+                      order_t* acc) noexcept nogil:
+    """Channels-last max of one item straight from the input, one inner line per tap (the
+    window's in-bounds taps from the tables): no row buffer, so each output position costs its
+    taps' loads only. Returns whether a NaN was read (the caller then redoes the item)."""
+    cdef const int64_t* t0 = p.taps0 + 2 * it.i0
+    cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const int64_t* t2
+    cdef const order_t* base = x + it.b * p.xs0 + it.c0 * p.xs4
+    cdef const order_t* src
+    cdef order_t* o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4
+    cdef Py_ssize_t i2, a, e, g
+    cdef bint first
+    cdef int nan = 0
+    for i2 in range(it.i2a, it.i2b):
+        t2 = p.taps2 + 2 * i2
+        first = True
+        for a in range(t0[1]):
+            for e in range(t1[1]):
+                src = base + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
+                for g in range(t2[1]):
+                    if first:
+                        nan |= _line_copy(acc, src + (t2[0] + g * p.d2) * p.xs3, it.nc, p.xs4)
+                        first = False
+                    else:
+                        nan |= _line_max(acc, src + (t2[0] + g * p.d2) * p.xs3, it.nc, p.xs4)
+        _line_store(o + i2 * p.os3, p.os4, acc, it.nc)
+    return nan
+
+
 cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* it,
                     order_t* buf, order_t* acc, int64_t* best_at) noexcept nogil:
     """Separable max of one item; redone exactly by _max_scan when it read a NaN.
@@ -483,6 +517,10 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
     cdef bint first = True
     cdef bint flat = nc == 1 or (p.xs4 == 1 and p.xs3 == nc)
     cdef int nan = 0
+    if nc > 1 and p.direct:
+        if _max_direct(x, out, p, it, acc):
+            _max_scan(x, out, NULL, p, it, acc, best_at)
+        return
     _fill_padding(buf, it, _lowest(buf[0]))
     for a in range(t0[1]):
         for e in range(t1[1]):
@@ -741,6 +779,35 @@ cdef inline void _finish(real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize
             dst[i * ds] = <real_t>pow(acc[i], 1.0 / power)
 
 
+cdef void _sum_direct(const real_t* x, real_t* out, const Plan* p, const Item* it,
+                      const double* inv0, const double* inv1, const double* inv2,
+                      PowerKind kind, double power, double* acc) noexcept nogil:
+    """Channels-last sum of one item straight from the input, one inner line per in-bounds tap,
+    finished as avg or p-norm (see _max_direct)."""
+    cdef const int64_t* t0 = p.taps0 + 2 * it.i0
+    cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const int64_t* t2
+    cdef const real_t* base = x + it.b * p.xs0 + it.c0 * p.xs4
+    cdef const real_t* src
+    cdef real_t* o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4
+    cdef Py_ssize_t i2, a, e, g
+    cdef double scale = 1.0
+    cdef bint first
+    if kind == POWER_NONE:
+        scale = inv0[it.i0] * inv1[it.i1]
+    for i2 in range(it.i2a, it.i2b):
+        t2 = p.taps2 + 2 * i2
+        first = True
+        for a in range(t0[1]):
+            for e in range(t1[1]):
+                src = base + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
+                for g in range(t2[1]):
+                    _line_add(acc, src + (t2[0] + g * p.d2) * p.xs3, it.nc, p.xs4, kind, power,
+                              first)
+                    first = False
+        _finish(o + i2 * p.os3, p.os4, acc, it.nc, kind, power, scale, inv2 + i2, 0)
+
+
 cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
                     const double* inv0, const double* inv1, const double* inv2,
                     PowerKind kind, double power, double* buf, double* acc) noexcept nogil:
@@ -761,6 +828,9 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
     cdef const real_t* pending = NULL
     cdef bint flat = nc == 1 or (p.xs4 == 1 and p.xs3 == nc)
     cdef const real_t* pending2 = NULL
+    if nc > 1 and p.direct:
+        _sum_direct(x, out, p, it, inv0, inv1, inv2, kind, power, acc)
+        return
     _fill_padding(buf, it, <double>0.0)
     for a in range(t0[1]):
         for e in range(t1[1]):
@@ -797,6 +867,20 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
     elif nc == 1:
         _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a, True,
                     acc)
+    elif kind == POWER_NONE and p.s2 == 1 and p.os4 == 1 and p.os3 == nc:
+        # Stride 1 into contiguous (position, channel) rows: one fused pass per run of outputs
+        # that share a divisor (the interior is one run), instead of a call per position.
+        i2 = 0
+        while i2 < no:
+            j = i2 + 1
+            while j < no and inv2[it.i2a + j] == inv2[it.i2a + i2]:
+                j += 1
+            if not _window_avg(o + i2 * nc, buf + i2 * nc, (j - i2) * nc, p.k2, 1, p.d2 * nc,
+                               scale, inv2 + it.i2a + i2, False):
+                for q in range(i2, j):
+                    _window_sum(o + q * nc, 1, buf + q * nc, nc, p.k2, 1, p.d2 * nc, kind,
+                                power, scale, inv2 + it.i2a + q, False, acc)
+            i2 = j
     else:
         for i2 in range(no):
             _window_sum(o + i2 * p.os3, p.os4, buf + i2 * p.s2 * nc, nc, p.k2, 1, p.d2 * nc, kind,

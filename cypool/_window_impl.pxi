@@ -779,6 +779,28 @@ cdef inline void _finish(real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize
             dst[i * ds] = <real_t>pow(acc[i], 1.0 / power)
 
 
+cdef inline void _taps_avg(real_t* o, const real_t** taps, Py_ssize_t ntaps, Py_ssize_t n,
+                           double f) noexcept nogil:
+    """o[i] = (sum of taps[t][i] for t < ntaps <= 4) * f, summed in float64, one pass."""
+    cdef Py_ssize_t i
+    cdef const real_t* a = taps[0]
+    cdef const real_t* b = taps[1 if ntaps > 1 else 0]
+    cdef const real_t* c = taps[2 if ntaps > 2 else 0]
+    cdef const real_t* d = taps[3 if ntaps > 3 else 0]
+    if ntaps == 4:
+        for i in range(n):
+            o[i] = <real_t>(((<double>a[i] + <double>b[i]) + (<double>c[i] + <double>d[i])) * f)
+    elif ntaps == 3:
+        for i in range(n):
+            o[i] = <real_t>((<double>a[i] + <double>b[i] + <double>c[i]) * f)
+    elif ntaps == 2:
+        for i in range(n):
+            o[i] = <real_t>((<double>a[i] + <double>b[i]) * f)
+    else:
+        for i in range(n):
+            o[i] = <real_t>(<double>a[i] * f)
+
+
 cdef void _sum_direct(const real_t* x, real_t* out, const Plan* p, const Item* it,
                       const double* inv0, const double* inv1, const double* inv2,
                       PowerKind kind, double power, double* acc) noexcept nogil:
@@ -793,10 +815,24 @@ cdef void _sum_direct(const real_t* x, real_t* out, const Plan* p, const Item* i
     cdef Py_ssize_t i2, a, e, g
     cdef double scale = 1.0
     cdef bint first
+    cdef const real_t* taps[4]
+    cdef Py_ssize_t ntaps
     if kind == POWER_NONE:
         scale = inv0[it.i0] * inv1[it.i1]
     for i2 in range(it.i2a, it.i2b):
         t2 = p.taps2 + 2 * i2
+        if (kind == POWER_NONE and p.xs4 == 1 and p.os4 == 1
+                and t0[1] * t1[1] * t2[1] <= 4):
+            # Up to 4 contiguous taps (2x2 windows): summed and scaled in one pass.
+            ntaps = 0
+            for a in range(t0[1]):
+                for e in range(t1[1]):
+                    src = base + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
+                    for g in range(t2[1]):
+                        taps[ntaps] = src + (t2[0] + g * p.d2) * p.xs3
+                        ntaps += 1
+            _taps_avg(o + i2 * p.os3, taps, ntaps, it.nc, scale * inv2[i2])
+            continue
         first = True
         for a in range(t0[1]):
             for e in range(t1[1]):

@@ -1,4 +1,4 @@
-# Stubs of the compiled window kernels. Arrays are 5-d views (outer, n0, n1, n2, inner) made by
+# Stubs of the compiled pooling kernels (the AVX2 build, _window_kernels_avx2, has the same API). Arrays are 5-d views (outer, n0, n1, n2, inner) made by
 # cypool._layout.fold; tables come from cypool._geometry. Dtypes are checked by Cython's fused
 # dispatch: order kernels take float32/float64/(u)int8-64, sum kernels float32/float64.
 import numpy as np
@@ -45,5 +45,43 @@ def lp_pool(
     taps2: NDArray[np.int64],
     windows: NDArray[np.int64],
     norm_type: float,
+    num_threads: int,
+) -> None: ...
+def spread(
+    grad_output: NDArray[np.floating],
+    grad_input: NDArray[np.floating],
+    cover0_ptr: NDArray[np.int64],
+    cover0_out: NDArray[np.int64],
+    cover1_ptr: NDArray[np.int64],
+    cover1_out: NDArray[np.int64],
+    taps2: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    w0: NDArray[np.float64],
+    w1: NDArray[np.float64],
+    w2: NDArray[np.float64],
+    num_threads: int,
+) -> None: ...
+def scatter_add(
+    grad_output: NDArray[np.floating],
+    indices: NDArray[np.int64],
+    grad_input: NDArray[np.floating],
+    num_threads: int,
+) -> None: ...
+def scatter_set(
+    x: NDArray[np.generic],
+    indices: NDArray[np.int64],
+    out: NDArray[np.generic],
+    num_threads: int,
+) -> None: ...
+def global_sum(
+    x: NDArray[np.floating],
+    out: NDArray[np.floating],
+    scale: float,
+    num_threads: int,
+) -> None: ...
+def global_max(
+    x: NDArray[np.generic],
+    out: NDArray[np.generic],
+    indices: NDArray[np.int64] | None,
     num_threads: int,
 ) -> None: ...

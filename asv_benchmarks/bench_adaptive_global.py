@@ -8,24 +8,13 @@ indices) made in setup. Self-contained (no cypool._bench import) so the suite al
 older commits; an op the benchmarked cypool lacks is skipped (NotImplementedError).
 """
 
-import numpy as np
-
 import cypool
 
-IMAGE = {"NCHW": ((16, 32, 64, 64), (2, 3)), "NHWC": ((16, 64, 64, 32), (1, 2))}
+from .common import IMAGE, make_input, require
 FEATURES = {"NCHW": ((32, 512, 7, 7), (2, 3)), "NHWC": ((32, 7, 7, 512), (1, 2))}
 OUTPUT_SIZE = (7, 7)
 
 
-def make_input(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
-
-
-def require(*names):
-    missing = [n for n in names if not hasattr(cypool, n)]
-    if missing:
-        raise NotImplementedError(f"this cypool has no {', '.join(missing)}")
 
 
 def adaptive_call(op, x, axes, dtype):

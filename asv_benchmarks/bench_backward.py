@@ -8,30 +8,14 @@ working set is far out of cache. Self-contained (no cypool._bench import) so the
 against older commits; an op the benchmarked cypool lacks is skipped (NotImplementedError).
 """
 
-import statistics
-import time
-
 import numpy as np
 
 import cypool
 
-SHAPE_NCHW = (16, 32, 64, 64)
-SHAPE_NHWC = (16, 64, 64, 32)
-LAYOUT = {"NCHW": (SHAPE_NCHW, (2, 3)), "NHWC": (SHAPE_NHWC, (1, 2))}
-
-KERNEL, STRIDE, PADDING = (3, 3), 2, 1
-NORM_TYPE = 2.0
+from .common import IMAGE as LAYOUT
+from .common import KERNEL, NORM_TYPE, PADDING, STRIDE, make_input, median_time, require
 
 
-def make_input(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
-
-
-def require(*names):
-    missing = [n for n in names if not hasattr(cypool, n)]
-    if missing:
-        raise NotImplementedError(f"this cypool has no {', '.join(missing)}")
 
 
 def backward_call(op, x, axes, dtype):
@@ -84,15 +68,6 @@ class WindowBackward:
         self.call()
 
 
-def _median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
 
 class BackwardRoofline:
     """cypool time / roofline time for avg backward 3x3 stride 1 padding 1 on NCHW float32
@@ -122,8 +97,8 @@ class BackwardRoofline:
 
     def track_avg_backward3x3s1_nchw_roofline_ratio(self):
         g, out = self.g, self.out
-        t_copy = _median_time(lambda: np.copyto(self.dst, g), 15)
-        t_op = _median_time(lambda: cypool.avg_pool_backward(g, self.shape, (3, 3), 1, 1,
+        t_copy = median_time(lambda: np.copyto(self.dst, g), 15)
+        t_op = median_time(lambda: cypool.avg_pool_backward(g, self.shape, (3, 3), 1, 1,
                                                              out=out), 15)
         bandwidth = 2 * g.nbytes / t_copy
         roofline = (g.nbytes + out.nbytes) / bandwidth

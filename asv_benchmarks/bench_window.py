@@ -6,28 +6,13 @@ the working set is far out of cache. Self-contained (no cypool._bench import) so
 runs against older commits.
 """
 
-import statistics
-import time
-
 import numpy as np
 
 import cypool
 
-SHAPE_NCHW = (16, 32, 64, 64)
-SHAPE_NHWC = (16, 64, 64, 32)
-LAYOUT = {"NCHW": (SHAPE_NCHW, (2, 3)), "NHWC": (SHAPE_NHWC, (1, 2))}
+from .common import IMAGE as LAYOUT
+from .common import KERNEL, NORM_TYPE, PADDING, STRIDE, make_input, median_time
 
-# One geometry for every op: ResNet's stem pooling, 3x3 windows, stride 2, padding 1.
-KERNEL, STRIDE, PADDING = (3, 3), 2, 1
-NORM_TYPE = 2.0
-
-
-def make_input(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
-    return rng.integers(0, 256, size=shape, dtype=dtype)
 
 
 def pool_call(op, x, axes, **kwargs):
@@ -65,15 +50,6 @@ class WindowForward:
         self.call()
 
 
-def _median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
 
 class Roofline:
     """cypool time / roofline time for max 3x3 stride 2 padding 1 on NCHW float32.
@@ -96,8 +72,8 @@ class Roofline:
     def track_max3x3s2_nchw_roofline_ratio(self):
         x = self.x
         out = cypool.max_pool(x, KERNEL, STRIDE, PADDING, axes=(2, 3))
-        t_copy = _median_time(lambda: np.copyto(self.dst, x), 15)
-        t_pool = _median_time(lambda: cypool.max_pool(x, KERNEL, STRIDE, PADDING, axes=(2, 3)), 15)
+        t_copy = median_time(lambda: np.copyto(self.dst, x), 15)
+        t_pool = median_time(lambda: cypool.max_pool(x, KERNEL, STRIDE, PADDING, axes=(2, 3)), 15)
         bandwidth = 2 * x.nbytes / t_copy
         roofline = (x.nbytes + out.nbytes) / bandwidth
         return t_pool / roofline

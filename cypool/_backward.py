@@ -82,7 +82,7 @@ def _spread(g, geometry: WindowGeometry, input_shape, weights, out, num_threads)
 def _scatter(g, idx, geometry_axes, input_shape, out, num_threads, like):
     compute = order_compute_dtype(g.dtype)
     gk = g if g.dtype == compute else g.astype(compute)
-    (grad_input,) = result_arrays(like, out, [(input_shape, g.dtype)], ["out"])
+    (grad_input,) = result_arrays(like, out, [(input_shape, g.dtype)], ["out"], [g, idx])
     run_folded(_kernels.scatter_add, geometry_axes, [gk, idx], [grad_input], [compute],
                num_threads)
     return grad_input
@@ -142,7 +142,7 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, paddin
         spread = _spread(scaled, geometry, x.shape, ones, None, num_threads)
         factor = np.where(x64 != 0, np.sign(x64) * np.abs(x64) ** (p - 1.0), 0.0)
     grad = spread * factor
-    (grad_input,) = result_arrays(x, out, [(x.shape, g.dtype)], ["out"])
+    (grad_input,) = result_arrays(x, out, [(x.shape, g.dtype)], ["out"], [g])
     np.copyto(grad_input, grad, casting="unsafe")
     return grad_input
 
@@ -169,7 +169,7 @@ def max_unpool(x, indices, output_size, *, axes=None, out=None, num_threads=None
     idx = check_indices(indices, x.shape, _plane(shape, order))
     compute = order_compute_dtype(x.dtype)
     xk = x if x.dtype == compute else x.astype(compute)
-    (result,) = result_arrays(x, out, [(tuple(shape), x.dtype)], ["out"])
+    (result,) = result_arrays(x, out, [(tuple(shape), x.dtype)], ["out"], [idx])
     run_folded(_kernels.scatter_set, tuple(order), [xk, idx], [result], [compute], num_threads)
     return result
 
@@ -225,7 +225,7 @@ def global_avg_pool_backward(grad_output, input_shape, *, axes=None, keepdims=Fa
     check_num_threads(num_threads)
     g = _grad_output(grad_output, call.shape)
     count = _plane(input_shape, call.reduced)
-    (grad_input,) = result_arrays(probe, out, [(input_shape, g.dtype)], ["out"])
+    (grad_input,) = result_arrays(probe, out, [(input_shape, g.dtype)], ["out"], [g])
     kept = g if keepdims else np.expand_dims(g, call.reduced)
     np.multiply(kept.astype(np.float64, copy=False), 1.0 / count, out=grad_input, casting="unsafe")
     return grad_input
@@ -248,7 +248,7 @@ def global_max_pool_backward(grad_output, x, *, axes=None, keepdims=False, indic
     if out is None:
         grad_input = allocate_like(call.x, call.x.shape, g.dtype)
     else:
-        (grad_input,) = result_arrays(call.x, out, [(call.x.shape, g.dtype)], ["out"])
+        (grad_input,) = result_arrays(call.x, out, [(call.x.shape, g.dtype)], ["out"], [g, idx])
     moved = np.moveaxis(grad_input, call.reduced,
                         range(call.x.ndim - len(call.reduced), call.x.ndim))
     folded = moved.view()

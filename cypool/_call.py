@@ -25,8 +25,9 @@ def kernel_input(x: np.ndarray, compute_dtype) -> np.ndarray:
     return x
 
 
-def result_arrays(x, out, shapes_dtypes, names):
-    """The arrays returned to the user: `out` checked, or new ones laid out like x."""
+def result_arrays(x, out, shapes_dtypes, names, others=()):
+    """The arrays returned to the user: `out` checked (it may overlap neither x nor `others`,
+    the call's other inputs), or new ones laid out like x."""
     if out is None:
         return [allocate_like(x, shape, dtype) for shape, dtype in shapes_dtypes]
     if len(shapes_dtypes) > 1:
@@ -38,7 +39,7 @@ def result_arrays(x, out, shapes_dtypes, names):
     else:
         outs = [out]
     checked = [
-        check_out(o, shape, dtype, [x], name)
+        check_out(o, shape, dtype, [x, *others], name)
         for o, (shape, dtype), name in zip(outs, shapes_dtypes, names)
     ]
     for i in range(len(checked)):

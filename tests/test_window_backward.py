@@ -680,3 +680,20 @@ def test_bad_dtype_grad_output(bad):
         with pytest.raises(TypeError) as e:
             call()
         assert_message(e, np.dtype(bad).name)
+
+
+def test_out_overlapping_any_input_is_refused():
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
+    _, idx = cypool.max_pool(x, (2, 2), return_indices=True)
+    buf = np.zeros((2, 3, 8, 8))
+    g = buf[:, :, :4, :4]  # grad_output living inside the requested out
+    g[...] = 1.0
+    with pytest.raises(ValueError, match="out"):
+        cypool.max_pool_backward(g, x, (2, 2), indices=idx, out=buf)
+    with pytest.raises(ValueError, match="out"):
+        cypool.lp_pool_backward(g, x, 2.0, (2, 2), out=buf)
+    with pytest.raises(ValueError, match="out"):
+        cypool.global_avg_pool_backward(buf[:, :, 0, 0], x.shape, out=buf)
+    vals = np.zeros((2, 3, 8, 8), np.int64)
+    with pytest.raises(ValueError, match="out"):
+        cypool.max_unpool(idx.astype(np.int64), vals[:, :, :4, :4], (8, 8), out=vals)

@@ -32,10 +32,10 @@ def _ceil_div(a, b):
     return -((-a) // b)
 
 
-def normalize_axes(axes, ndim: int, default_count: int | None, name: str = "axes") -> tuple[int, ...]:
-    """Pooled axes as given (order kept), made non-negative and checked.
-
-    ``axes=None`` means the last ``default_count`` axes.
+def normalize_axes(axes, ndim: int, default_count: int | None, name: str = "axes",
+                   max_count: int = MAX_POOLED_AXES) -> tuple[int, ...]:
+    """Pooled axes as given (order kept), made non-negative and checked: 1 to max_count
+    distinct axes. ``axes=None`` means the last ``default_count`` axes.
     """
     if axes is None:
         if default_count is None:
@@ -50,8 +50,8 @@ def normalize_axes(axes, ndim: int, default_count: int | None, name: str = "axes
         axes = (axes,)
     if not isinstance(axes, (tuple, list)) or not all(_is_int(a) for a in axes):
         raise ParameterTypeError(f"{name} must be an int or a tuple of ints, got {name}={axes!r}")
-    if not 1 <= len(axes) <= MAX_POOLED_AXES:
-        raise ValueError(f"{name} must name 1 to {MAX_POOLED_AXES} axes, got {name}={tuple(axes)!r}")
+    if not 1 <= len(axes) <= max_count:
+        raise ValueError(f"{name} must name 1 to {max_count} axes, got {name}={tuple(axes)!r}")
     result = []
     for a in axes:
         if not -ndim <= a < ndim:
@@ -407,20 +407,7 @@ def global_axes(ndim: int, axes) -> tuple[int, ...]:
                 f"dimensions, got x.ndim={ndim}"
             )
         return tuple(range(2, ndim))
-    if _is_int(axes):
-        axes = (axes,)
-    if not isinstance(axes, (tuple, list)) or not all(_is_int(a) for a in axes):
-        raise ParameterTypeError(f"axes must be an int or a tuple of ints, got axes={axes!r}")
-    if not axes:
-        raise ValueError("axes must name at least one axis, got axes=()")
-    result = []
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"axes entry {a} is out of range for an array of {ndim} dimensions")
-        result.append(int(a) % ndim)
-    if len(set(result)) != len(result):
-        raise ValueError(f"axes must be distinct, got axes={tuple(axes)!r}")
-    return tuple(sorted(result))
+    return tuple(sorted(normalize_axes(axes, ndim, None, max_count=ndim)))
 
 
 @functools.lru_cache(maxsize=1024)

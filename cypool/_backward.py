@@ -20,6 +20,7 @@ from cypool._geometry import (
     check_divisor_override,
     check_norm_type,
     normalize_axes,
+    per_axis_ints,
     window_geometry,
 )
 from cypool._kernels import window as _kernels
@@ -154,16 +155,9 @@ def max_unpool(x, indices, output_size, *, axes=None, out=None, num_threads=None
     if not isinstance(output_size, (tuple, list)):
         raise ParameterTypeError(f"output_size must be a tuple of ints, got output_size={output_size!r}")
     pooled = normalize_axes(axes, x.ndim, len(output_size))
-    if len(pooled) != len(output_size):
-        raise ValueError(
-            f"output_size must have one entry per pooled axis ({len(pooled)}), got "
-            f"output_size={tuple(output_size)!r}"
-        )
     shape = list(x.shape)
-    for a, n in zip(pooled, output_size):
-        if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or n < 1:
-            raise ValueError(f"output_size entries must be ints >= 1, got output_size={tuple(output_size)!r}")
-        shape[a] = int(n)
+    for a, n in zip(pooled, per_axis_ints(output_size, "output_size", len(pooled), 1)):
+        shape[a] = n
     check_num_threads(num_threads)
     order = sorted(pooled)
     idx = check_indices(indices, x.shape, _plane(shape, order))

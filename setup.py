@@ -154,7 +154,7 @@ def _extensions():
                 include_dirs=[numpy.get_include()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
                 extra_compile_args=extra,
-                depends=["cypool/_window_impl.pxi", "cypool/_backward_impl.pxi", "cypool/_global_impl.pxi",
+                depends=["cypool/_window_impl.pxi", "cypool/_backward_impl.pxi", "cypool/_global_impl.pxi", "cypool/_sequence_impl.pxi",
                          "cypool/_openmp.pxd"],
             )
         )

@@ -1,7 +1,8 @@
 """cypool: fast N-d pooling for NumPy, in Cython with OpenMP.
 
-Window pooling (max, avg, LP) over 1 to 3 axes of any array, in any layout. The contract every
-function follows is ``shared/API.md``.
+Window pooling (max, avg, LP) over 1 to 3 axes of any array, in any layout; adaptive and
+global pooling; sequence pooling of token embeddings and segment pooling of packed sequences;
+and the gradients of all of them. The contract every function follows is ``shared/API.md``.
 """
 
 from cypool._adaptive import (
@@ -20,6 +21,8 @@ from cypool._backward import (
     max_pool_backward,
     max_unpool,
 )
+from cypool._sequence import segment_pool, sequence_pool
+from cypool._sequence_backward import segment_pool_backward, sequence_pool_backward
 from cypool._version import __version__
 from cypool._window import (
     avg_pool,
@@ -56,4 +59,8 @@ __all__ = [
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
+    "segment_pool",
+    "segment_pool_backward",
+    "sequence_pool",
+    "sequence_pool_backward",
 ]

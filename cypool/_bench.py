@@ -3,7 +3,7 @@
 Each row of the table is one :class:`Case`: an input builder and, per implementation, a *builder*
 ``(inputs, threads) -> thunk`` that does the set-up (views, tensors, parameters) outside the
 timed region and returns a zero-argument callable that runs the operation once. New benchmark
-rows (backward, global, sequence pooling...) are new entries in :data:`CASES`, usually made by a
+rows are new entries in :data:`CASES`, usually made by a
 small factory like :func:`window_case`.
 
 Roofline: the time to read every input byte and write every result byte once at the bandwidth of
@@ -562,8 +562,14 @@ def _global_adaptive_cases() -> list[Case]:
     return rows
 
 
-# The table, in order. Later work appends rows (sequence pooling...).
-CASES: list[Case] = _window_cases() + _backward_cases() + _global_adaptive_cases()
+def _sequence_cases() -> list[Case]:
+    from cypool._bench_sequence import sequence_cases  # it imports Case from here
+
+    return sequence_cases()
+
+
+# The table, in order.
+CASES: list[Case] = _window_cases() + _backward_cases() + _global_adaptive_cases() + _sequence_cases()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,16 +25,18 @@ def kernel_input(x: np.ndarray, compute_dtype) -> np.ndarray:
     return x
 
 
-def result_arrays(x, out, shapes_dtypes, names, others=()):
+def result_arrays(x, out, shapes_dtypes, names, others=(), *, pair="(values, indices) when return_indices=True"):
     """The arrays returned to the user: `out` checked (it may overlap neither x nor `others`,
-    the call's other inputs), or new ones laid out like x."""
+    the call's other inputs), or new ones laid out like x (C order when x's rank differs).
+    `pair` says what `out` must be when there are two results."""
     if out is None:
-        return [allocate_like(x, shape, dtype) for shape, dtype in shapes_dtypes]
+        return [
+            allocate_like(x, shape, dtype) if len(shape) == x.ndim else np.empty(shape, dtype)
+            for shape, dtype in shapes_dtypes
+        ]
     if len(shapes_dtypes) > 1:
         if not isinstance(out, (tuple, list)) or len(out) != len(shapes_dtypes):
-            raise ParameterTypeError(
-                f"out must be a pair (values, indices) when return_indices=True, got {type(out).__name__}"
-            )
+            raise ParameterTypeError(f"out must be a pair {pair}, got {type(out).__name__}")
         outs = list(out)
     else:
         outs = [out]

@@ -85,3 +85,67 @@ def global_max(
     indices: NDArray[np.int64] | None,
     num_threads: int,
 ) -> None: ...
+
+# Sequence and segment kernels (_sequence_impl.pxi): token tables are the first plane
+# (tokens, features) plus per-row element offsets; per-row tables the first row plus offsets.
+def weighted_sum(
+    h: NDArray[np.floating],
+    h_at: NDArray[np.int64],
+    coef: NDArray[np.float64],
+    coef_at: NDArray[np.int64],
+    start: NDArray[np.int64],
+    stop: NDArray[np.int64],
+    scale: NDArray[np.float64],
+    out: NDArray[np.floating],
+    out_at: NDArray[np.int64],
+    num_threads: int,
+) -> None: ...
+def extreme(
+    h: NDArray[np.floating],
+    h_at: NDArray[np.int64],
+    coef: NDArray[np.float64],
+    coef_at: NDArray[np.int64],
+    start: NDArray[np.int64],
+    stop: NDArray[np.int64],
+    out: NDArray[np.floating],
+    out_at: NDArray[np.int64],
+    indices: NDArray[np.int64] | None,
+    indices_at: NDArray[np.int64],
+    is_min: bool,
+    num_threads: int,
+) -> None: ...
+def spread_weighted(
+    grad: NDArray[np.floating],
+    grad_at: NDArray[np.int64],
+    coef: NDArray[np.float64],
+    coef_at: NDArray[np.int64],
+    start: NDArray[np.int64],
+    stop: NDArray[np.int64],
+    scale: NDArray[np.float64],
+    grad_h: NDArray[np.floating],
+    grad_h_at: NDArray[np.int64],
+    num_threads: int,
+) -> None: ...
+def spread_picked(
+    grad: NDArray[np.floating],
+    grad_at: NDArray[np.int64],
+    indices: NDArray[np.int64],
+    indices_at: NDArray[np.int64],
+    start: NDArray[np.int64],
+    stop: NDArray[np.int64],
+    grad_h: NDArray[np.floating],
+    grad_h_at: NDArray[np.int64],
+    num_threads: int,
+) -> None: ...
+def token_dots(
+    grad: NDArray[np.floating],
+    grad_at: NDArray[np.int64],
+    h: NDArray[np.floating],
+    h_at: NDArray[np.int64],
+    coef: NDArray[np.float64],
+    coef_at: NDArray[np.int64],
+    start: NDArray[np.int64],
+    stop: NDArray[np.int64],
+    dots: NDArray[np.float64],
+    num_threads: int,
+) -> None: ...

@@ -1,5 +1,6 @@
-"""Pooling kernels (window forward and backward, global) for the baseline instruction set."""
+"""Pooling kernels (window forward and backward, global, sequence and segment) for the baseline instruction set."""
 
 include "_window_impl.pxi"
 include "_backward_impl.pxi"
 include "_global_impl.pxi"
+include "_sequence_impl.pxi"

@@ -185,12 +185,13 @@ def row_table(arr: np.ndarray):
     return arr[(0,) * nbatch], row_offsets(arr, nbatch)
 
 
-def kernel_target(result: np.ndarray, dtype) -> np.ndarray:
+def kernel_target(result: np.ndarray, dtype, zeroed: bool = False) -> np.ndarray:
     """Where a kernel writes `result`: itself, or a temporary when its dtype or strides do
-    not suit the kernels (copied back by finish)."""
+    not suit the kernels (copied back by finish; `zeroed` when the kernel leaves parts of it
+    unwritten)."""
     if result.dtype == dtype and element_strides_ok(result):
         return result
-    return np.empty(result.shape, dtype=dtype)
+    return (np.zeros if zeroed else np.empty)(result.shape, dtype=dtype)
 
 
 def finish(results, targets) -> None:

@@ -193,7 +193,8 @@ def _spread(g, tokens, nbatch: int, rows: Rows, mode: str, indices, grad_tokens,
     already checked, or None (recomputed here)."""
     compute = order_compute_dtype(g.dtype)
     gk = kernel_input(g, compute)
-    target = kernel_target(grad_tokens, compute)
+    # Zeroed: a segment call leaves the rows outside every segment unwritten.
+    target = kernel_target(grad_tokens, compute, zeroed=True)
     dots = np.zeros(rows.coef.shape[0]) if mode == "attention" else None
     nfeat = tokens.shape[-1]
     if rows.count and nfeat:

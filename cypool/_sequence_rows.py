@@ -137,6 +137,9 @@ def _integer_array(value, name: str) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
         raise ParameterTypeError(f"{name} must have an integer dtype, got {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(INDEX_DTYPE).max:
+        # Before the cast to int64, which would wrap it negative.
+        raise ValueError(f"{name} holds {int(arr.max())}, beyond any valid position")
     return arr.astype(INDEX_DTYPE, copy=False)
 
 

@@ -27,14 +27,13 @@ import math
 import os
 import statistics
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 
-Inputs = tuple  # tuple[np.ndarray, ...]
-Thunk = Callable[[], Any]
-Builder = Callable[[Inputs, "int | None"], Thunk]
+from cypool._bench_case import Case, Inputs, Thunk, _nbytes
+from cypool._bench_sequence import sequence_cases
 
 # Pooled axes of each layout (the shape is given in memory order).
 LAYOUT_AXES = {
@@ -53,43 +52,6 @@ def is_channels_last(layout: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # The registry
-
-
-@dataclass(frozen=True)
-class Case:
-    """One row of the table.
-
-    ``make_inputs(rng)`` returns the input arrays; the first one's size is the size used for the
-    bandwidth measurement. ``cypool``, ``numpy`` and ``torch`` are builders
-    ``(inputs, threads) -> thunk`` (``numpy`` and ``torch`` may be None: no baseline). The torch
-    builder is only called when torch imports, and may import it at module level of the builder.
-    ``traffic(inputs, result)`` is the bytes the op must move: by default every input read once
-    plus the cypool result written once.
-    """
-
-    name: str
-    shape: tuple
-    layout: str
-    make_inputs: Callable[[np.random.Generator], Inputs]
-    cypool: Builder
-    numpy: Builder | None = None
-    torch: Builder | None = None
-    traffic: Callable[[Inputs, Any], int] | None = None
-    dtype: str = "float32"
-    tags: tuple = field(default_factory=tuple)
-
-    def bytes_moved(self, inputs: Inputs, result) -> int:
-        if self.traffic is not None:
-            return int(self.traffic(inputs, result))
-        return sum(a.nbytes for a in inputs) + _nbytes(result)
-
-
-def _nbytes(result) -> int:
-    if isinstance(result, np.ndarray):
-        return result.nbytes
-    if isinstance(result, (tuple, list)):
-        return sum(_nbytes(r) for r in result)
-    return 0
 
 
 def random_input(shape, dtype="float32") -> Callable[[np.random.Generator], Inputs]:
@@ -562,14 +524,8 @@ def _global_adaptive_cases() -> list[Case]:
     return rows
 
 
-def _sequence_cases() -> list[Case]:
-    from cypool._bench_sequence import sequence_cases  # it imports Case from here
-
-    return sequence_cases()
-
-
 # The table, in order.
-CASES: list[Case] = _window_cases() + _backward_cases() + _global_adaptive_cases() + _sequence_cases()
+CASES: list[Case] = _window_cases() + _backward_cases() + _global_adaptive_cases() + sequence_cases()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cypool._bench import Case
+from cypool._bench_case import Case
 
 SEQUENCE_SHAPE = (256, 128, 768)
 VALID_FRACTION = 0.7

@@ -237,7 +237,7 @@ class WindowGeometry:
 
     shape: tuple[int, ...]
     axes: tuple[int, ...]
-    per_axis: tuple[AxisGeometry, ...]
+    per_axis: tuple[AxisGeometry | AdaptiveAxis, ...]
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -246,9 +246,10 @@ class WindowGeometry:
             shape[a] = g.out
         return tuple(shape)
 
-    def padded(self) -> tuple[AxisGeometry, ...]:
+    def padded(self) -> tuple[AxisGeometry | AdaptiveAxis, ...]:
         """The per-axis geometries padded in front to 3 axes with size-1 identity axes."""
-        return (_UNIT_AXIS,) * (MAX_POOLED_AXES - len(self.per_axis)) + self.per_axis
+        unit: tuple[AxisGeometry | AdaptiveAxis, ...] = (_UNIT_AXIS,) * (MAX_POOLED_AXES - len(self.per_axis))
+        return unit + self.per_axis
 
     def taps(self) -> tuple[np.ndarray, ...]:
         return tuple(g.taps() for g in self.padded())

@@ -165,7 +165,8 @@ def sequence_rows(w: np.ndarray, mode: str, scores: np.ndarray | None) -> Rows:
         coef = np.zeros_like(w)
         if rows.size:
             coef[rows, ntokens - 1 - np.argmax(valid[rows, ::-1], axis=1)] = 1.0
-    else:  # attention
+    else:
+        assert scores is not None, "mode 'attention' comes with checked scores"
         coef = _softmax_rows(scores.reshape(nrows, ntokens), w != 0)
     return Rows(
         start=np.zeros(nrows, dtype=INDEX_DTYPE),
@@ -189,6 +190,7 @@ def segment_rows(offsets: np.ndarray, ntokens: int, mode: str, scores: np.ndarra
         coef = np.zeros(ntokens)
         coef[start[nonempty] if mode == "first" else stop[nonempty] - 1] = 1.0
     elif mode == "attention":
+        assert scores is not None, "mode 'attention' comes with checked scores"
         coef = np.zeros(ntokens)
         lo, hi = int(offsets[0]), int(offsets[-1])
         coef[lo:hi] = _softmax_segments(scores[lo:hi], start[nonempty] - lo, stop[nonempty] - start[nonempty])

@@ -9,7 +9,10 @@ plus one element offset per row, so every batch layout is read in place.
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from cypool._call import INDEX_DTYPE, check_bool, kernel_input, result_arrays
 from cypool._dtypes import FLOAT_DTYPES, as_array, order_compute_dtype
@@ -29,10 +32,28 @@ from cypool._sequence_rows import (
     sequence_rows,
     token_weights,
 )
+from cypool._typing import ArrayPair
 
 
-def sequence_pool(h, mask=None, mode="mean", *, lengths=None, scores=None, return_indices=False,
-                  out=None, num_threads=None):
+@overload
+def sequence_pool(h: ArrayLike, mask: ArrayLike | None = ..., mode: str = ..., *,
+                  lengths: ArrayLike | None = ..., scores: ArrayLike | None = ...,
+                  return_indices: Literal[False] = ..., out: NDArray[Any] | None = ...,
+                  num_threads: int | None = ...) -> NDArray[Any]: ...
+@overload
+def sequence_pool(h: ArrayLike, mask: ArrayLike | None = ..., mode: str = ..., *,
+                  lengths: ArrayLike | None = ..., scores: ArrayLike | None = ...,
+                  return_indices: Literal[True], out: ArrayPair | None = ...,
+                  num_threads: int | None = ...) -> ArrayPair: ...
+@overload
+def sequence_pool(h: ArrayLike, mask: ArrayLike | None = ..., mode: str = ..., *,
+                  lengths: ArrayLike | None = ..., scores: ArrayLike | None = ...,
+                  return_indices: bool = ..., out: NDArray[Any] | ArrayPair | None = ...,
+                  num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
+def sequence_pool(h: ArrayLike, mask: ArrayLike | None = None, mode: str = "mean", *,
+                  lengths: ArrayLike | None = None, scores: ArrayLike | None = None,
+                  return_indices: bool = False, out: NDArray[Any] | ArrayPair | None = None,
+                  num_threads: int | None = None) -> NDArray[Any] | ArrayPair:
     """Pool token embeddings ``h`` of shape ``(..., T, D)`` over their tokens into ``(..., D)``.
 
     Parameters
@@ -95,8 +116,23 @@ def sequence_pool(h, mask=None, mode="mean", *, lengths=None, scores=None, retur
                      num_threads, [mask, lengths, scores])
 
 
-def segment_pool(values, offsets, mode="mean", *, scores=None, return_indices=False, out=None,
-                 num_threads=None):
+@overload
+def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = ..., *,
+                 scores: ArrayLike | None = ..., return_indices: Literal[False] = ...,
+                 out: NDArray[Any] | None = ..., num_threads: int | None = ...) -> NDArray[Any]: ...
+@overload
+def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = ..., *,
+                 scores: ArrayLike | None = ..., return_indices: Literal[True],
+                 out: ArrayPair | None = ..., num_threads: int | None = ...) -> ArrayPair: ...
+@overload
+def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = ..., *,
+                 scores: ArrayLike | None = ..., return_indices: bool = ...,
+                 out: NDArray[Any] | ArrayPair | None = ...,
+                 num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
+def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = "mean", *,
+                 scores: ArrayLike | None = None, return_indices: bool = False,
+                 out: NDArray[Any] | ArrayPair | None = None,
+                 num_threads: int | None = None) -> NDArray[Any] | ArrayPair:
     """Pool packed ragged sequences: segment b of ``values`` (N, D) is
     ``values[offsets[b]:offsets[b + 1]]``; the result is (B, D).
 
@@ -153,7 +189,7 @@ def segment_pool(values, offsets, mode="mean", *, scores=None, return_indices=Fa
 
 # ---------------------------------------------------------------------------------- plumbing
 
-def token_array(arr, name: str, exact_ndim: bool = False) -> np.ndarray:
+def token_array(arr: ArrayLike, name: str, exact_ndim: bool = False) -> NDArray[Any]:
     """A float token table: (N, D) when exact_ndim, else (..., T, D)."""
     a = as_array(arr, name, FLOAT_DTYPES)
     if (a.ndim != 2) if exact_ndim else (a.ndim < 2):
@@ -162,7 +198,7 @@ def token_array(arr, name: str, exact_ndim: bool = False) -> np.ndarray:
     return a
 
 
-def row_offsets(arr: np.ndarray, nbatch: int) -> np.ndarray:
+def row_offsets(arr: NDArray[Any], nbatch: int) -> NDArray[np.int64]:
     """Element offset of every index of arr's first `nbatch` axes, in C order (int64)."""
     offsets = np.zeros(1, dtype=INDEX_DTYPE)
     for size, stride in zip(arr.shape[:nbatch], arr.strides[:nbatch]):
@@ -171,7 +207,7 @@ def row_offsets(arr: np.ndarray, nbatch: int) -> np.ndarray:
     return offsets
 
 
-def token_table(tokens: np.ndarray, nbatch: int, nrows: int):
+def token_table(tokens: NDArray[Any], nbatch: int, nrows: int) -> tuple[NDArray[Any], NDArray[np.int64]]:
     """(first token plane, per-row plane offsets): planes per row for a padded batch, one
     shared plane (offset 0) for packed segments (nbatch == 0)."""
     if nbatch == 0:
@@ -179,13 +215,13 @@ def token_table(tokens: np.ndarray, nbatch: int, nrows: int):
     return tokens[(0,) * nbatch], row_offsets(tokens, nbatch)
 
 
-def row_table(arr: np.ndarray):
+def row_table(arr: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.int64]]:
     """(first row, per-row offsets) of a per-row array (..., D)."""
     nbatch = arr.ndim - 1
     return arr[(0,) * nbatch], row_offsets(arr, nbatch)
 
 
-def kernel_target(result: np.ndarray, dtype, zeroed: bool = False) -> np.ndarray:
+def kernel_target(result: NDArray[Any], dtype: Any, zeroed: bool = False) -> NDArray[Any]:
     """Where a kernel writes `result`: itself, or a temporary when its dtype or strides do
     not suit the kernels (copied back by finish; `zeroed` when the kernel leaves parts of it
     unwritten)."""
@@ -194,14 +230,15 @@ def kernel_target(result: np.ndarray, dtype, zeroed: bool = False) -> np.ndarray
     return (np.zeros if zeroed else np.empty)(result.shape, dtype=dtype)
 
 
-def finish(results, targets) -> None:
+def finish(results: list[NDArray[Any]], targets: list[NDArray[Any]]) -> None:
     for result, target in zip(results, targets):
         if result is not target:
             np.copyto(result, target, casting="unsafe")
 
 
-def pool_rows(tokens, nbatch: int, rows: Rows, mode: str, result_shape, return_indices: bool, out,
-              num_threads, others):
+def pool_rows(tokens: NDArray[Any], nbatch: int, rows: Rows, mode: str, result_shape: tuple[int, ...],
+              return_indices: bool, out: NDArray[Any] | ArrayPair | None, num_threads: int | None,
+              others: list[Any]) -> NDArray[Any] | ArrayPair:
     """Run the forward kernel of `mode` over the rows and return the user's result(s)."""
     compute = order_compute_dtype(tokens.dtype)
     shapes = [(result_shape, tokens.dtype)]
@@ -223,4 +260,4 @@ def pool_rows(tokens, nbatch: int, rows: Rows, mode: str, result_shape, return_i
             _kernels.weighted_sum(plane, plane_at, rows.coef, rows.coef_at, rows.start, rows.stop,
                                   rows.scale, row, row_at, threads)
     finish(results, targets)
-    return tuple(results) if return_indices else results[0]
+    return (results[0], results[1]) if return_indices else results[0]

@@ -11,7 +11,10 @@ gradient element.
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from cypool._call import INDEX_DTYPE, kernel_input, result_arrays
 from cypool._dtypes import FLOAT_DTYPES, as_array, order_compute_dtype
@@ -39,10 +42,36 @@ from cypool._sequence_rows import (
     sequence_rows,
     token_weights,
 )
+from cypool._typing import ArrayPair, SegmentGradMode, SequenceGradMode
 
 
-def sequence_pool_backward(grad_output, h, mask=None, mode="mean", *, lengths=None, scores=None,
-                           indices=None, out=None, num_threads=None):
+@overload
+def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike | None = ...,
+                           mode: SequenceGradMode = ..., *, lengths: ArrayLike | None = ...,
+                           scores: ArrayLike | None = ..., indices: ArrayLike | None = ...,
+                           out: NDArray[Any] | None = ...,
+                           num_threads: int | None = ...) -> NDArray[Any]: ...
+@overload
+def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike | None,
+                           mode: Literal["attention"], *, lengths: ArrayLike | None = ...,
+                           scores: ArrayLike | None = ..., indices: ArrayLike | None = ...,
+                           out: ArrayPair | None = ..., num_threads: int | None = ...) -> ArrayPair: ...
+@overload
+def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike | None = ..., *,
+                           mode: Literal["attention"], lengths: ArrayLike | None = ...,
+                           scores: ArrayLike | None = ..., indices: ArrayLike | None = ...,
+                           out: ArrayPair | None = ..., num_threads: int | None = ...) -> ArrayPair: ...
+@overload
+def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike | None = ...,
+                           mode: str = ..., *, lengths: ArrayLike | None = ...,
+                           scores: ArrayLike | None = ..., indices: ArrayLike | None = ...,
+                           out: NDArray[Any] | ArrayPair | None = ...,
+                           num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
+def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike | None = None,
+                           mode: str = "mean", *, lengths: ArrayLike | None = None,
+                           scores: ArrayLike | None = None, indices: ArrayLike | None = None,
+                           out: NDArray[Any] | ArrayPair | None = None,
+                           num_threads: int | None = None) -> NDArray[Any] | ArrayPair:
     """Gradient of :func:`sequence_pool` with respect to ``h`` (and ``scores`` for attention).
 
     Parameters
@@ -92,7 +121,7 @@ def sequence_pool_backward(grad_output, h, mask=None, mode="mean", *, lengths=No
     idx = None if indices is None else check_token_indices(indices, g.shape, rows)
     results = _results(g, h, h.shape[:-1], mode, out, [g, mask, lengths, scores, indices])
     dots = _spread(g, h, len(batch), rows, mode, idx, results[0], num_threads)
-    if mode != "attention":
+    if dots is None:  # every mode but attention
         return results[0]
     a = rows.coef.reshape(h.shape[:-1])
     d = dots.reshape(h.shape[:-1])
@@ -100,8 +129,26 @@ def sequence_pool_backward(grad_output, h, mask=None, mode="mean", *, lengths=No
     return results[0], results[1]
 
 
-def segment_pool_backward(grad_output, values, offsets, mode="mean", *, scores=None, indices=None,
-                          out=None, num_threads=None):
+@overload
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike,
+                          mode: SegmentGradMode = ..., *, scores: ArrayLike | None = ...,
+                          indices: ArrayLike | None = ..., out: NDArray[Any] | None = ...,
+                          num_threads: int | None = ...) -> NDArray[Any]: ...
+@overload
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike,
+                          mode: Literal["attention"], *, scores: ArrayLike | None = ...,
+                          indices: ArrayLike | None = ..., out: ArrayPair | None = ...,
+                          num_threads: int | None = ...) -> ArrayPair: ...
+@overload
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike,
+                          mode: str = ..., *, scores: ArrayLike | None = ...,
+                          indices: ArrayLike | None = ..., out: NDArray[Any] | ArrayPair | None = ...,
+                          num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike,
+                          mode: str = "mean", *, scores: ArrayLike | None = None,
+                          indices: ArrayLike | None = None,
+                          out: NDArray[Any] | ArrayPair | None = None,
+                          num_threads: int | None = None) -> NDArray[Any] | ArrayPair:
     """Gradient of :func:`segment_pool` with respect to ``values`` (and ``scores`` for
     attention).
 
@@ -153,7 +200,7 @@ def segment_pool_backward(grad_output, values, offsets, mode="mean", *, scores=N
     lo, hi = int(off[0]), int(off[-1])
     results[0][:lo] = 0
     results[0][hi:] = 0
-    if mode != "attention":
+    if dots is None:  # every mode but attention
         return results[0]
     a = rows.coef
     nonempty = rows.stop > rows.start
@@ -169,14 +216,15 @@ def segment_pool_backward(grad_output, values, offsets, mode="mean", *, scores=N
 
 # ---------------------------------------------------------------------------------- plumbing
 
-def _check_grad_shape(g: np.ndarray, expected) -> None:
+def _check_grad_shape(g: NDArray[Any], expected: tuple[int, ...]) -> None:
     if g.shape != tuple(expected):
         raise ValueError(
             f"grad_output has shape {g.shape}, expected the forward's output shape {tuple(expected)}"
         )
 
 
-def _results(g, tokens, weights_shape, mode, out, others):
+def _results(g: NDArray[Any], tokens: NDArray[Any], weights_shape: tuple[int, ...], mode: str,
+             out: NDArray[Any] | ArrayPair | None, others: list[Any]) -> list[NDArray[Any]]:
     """grad_tokens (tokens' shape, g's dtype), plus grad_scores for attention."""
     shapes = [(tokens.shape, g.dtype)]
     names = ["out"]
@@ -187,7 +235,9 @@ def _results(g, tokens, weights_shape, mode, out, others):
                          pair="(grad, grad_scores) for mode='attention'")
 
 
-def _spread(g, tokens, nbatch: int, rows: Rows, mode: str, indices, grad_tokens, num_threads):
+def _spread(g: NDArray[Any], tokens: NDArray[Any], nbatch: int, rows: Rows, mode: str,
+            indices: NDArray[Any] | None, grad_tokens: NDArray[Any],
+            num_threads: int | None) -> NDArray[np.float64] | None:
     """Write the tokens' gradient into grad_tokens; return the float64 dots g . h_t (in the
     coefficient table's layout) for attention, else None. Max/min `indices` are the user's,
     already checked, or None (recomputed here)."""

@@ -5,9 +5,16 @@ kernels ("table mode"). Global pooling reduces whole regions with its own kernel
 the reduced axes into one where their strides allow it.
 """
 
+# The helpers of _call and _layout called here are not annotated yet:
+# mypy: disable-error-code="no-untyped-call"
+
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Literal, overload
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from cypool._call import (
     INDEX_DTYPE,
@@ -22,20 +29,157 @@ from cypool._kernels import window as _window_kernels
 from cypool._errors import ParameterTypeError
 from cypool._layout import check_out
 from cypool._parallel import check_num_threads
+from cypool._typing import ArrayPair
 from cypool._window import avg_over, max_over
 
 
-def adaptive_avg_pool(x, output_size, *, axes=None, out=None, num_threads=None):
-    """Adaptive average pooling: each axis split into `output_size` bins, as PyTorch does."""
+def adaptive_avg_pool(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    *,
+    axes: int | Sequence[int] | None = None,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Adaptive average pooling: each pooled axis split into ``output_size`` bins, as PyTorch.
+
+    Bin ``i`` of an axis of size ``n`` pooled to ``o`` bins covers
+    ``[floor(i * n / o), ceil((i + 1) * n / o))``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of any shape and strides; float16, float32 or float64, or an integer dtype
+        (computed and returned as float64).
+    output_size : int or sequence of (int or None)
+        Bins per pooled axis, each >= 1: one int for every pooled axis (then ``axes`` is
+        required) or one entry per pooled axis, None keeping that axis's size.
+    axes : int or sequence of int, optional
+        The 1 to 3 distinct pooled axes (negative allowed); None: the last
+        ``len(output_size)`` axes.
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping x.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        x's shape with the pooled axes resized to ``output_size``; x's float dtype, float64
+        for integer x.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of x; a parameter of the wrong kind (this error is a ValueError too).
+    ValueError
+        Bad axes, output_size entries below 1, an empty pooled axis, or a bad out=.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> x = np.arange(16.).reshape(1, 1, 4, 4)
+    >>> cypool.adaptive_avg_pool(x, (2, 2))
+    array([[[[ 2.5,  4.5],
+             [10.5, 12.5]]]])
+    >>> cypool.adaptive_avg_pool(x, (None, 1))
+    array([[[[ 1.5],
+             [ 5.5],
+             [ 9.5],
+             [13.5]]]])
+    >>> cypool.adaptive_avg_pool(np.arange(5.), 3, axes=0)
+    array([0.5, 2. , 3.5])
+    """
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = adaptive_geometry(x.shape, output_size, axes)
     check_num_threads(num_threads)
     return avg_over(x, geometry, geometry.inverse_divisors(False, None), out, num_threads)
 
 
-def adaptive_max_pool(x, output_size, *, axes=None, return_indices=False, out=None,
-                      num_threads=None):
-    """Adaptive max pooling; indices are flat positions over the pooled axes."""
+@overload
+def adaptive_max_pool(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    *,
+    axes: int | Sequence[int] | None = ...,
+    return_indices: Literal[False] = ...,
+    out: NDArray[Any] | None = ...,
+    num_threads: int | None = ...,
+) -> NDArray[Any]: ...
+@overload
+def adaptive_max_pool(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    *,
+    axes: int | Sequence[int] | None = ...,
+    return_indices: Literal[True],
+    out: ArrayPair | None = ...,
+    num_threads: int | None = ...,
+) -> ArrayPair: ...
+@overload
+def adaptive_max_pool(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    *,
+    axes: int | Sequence[int] | None = ...,
+    return_indices: bool = ...,
+    out: NDArray[Any] | ArrayPair | None = ...,
+    num_threads: int | None = ...,
+) -> NDArray[Any] | ArrayPair: ...
+def adaptive_max_pool(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    *,
+    axes: int | Sequence[int] | None = None,
+    return_indices: bool = False,
+    out: NDArray[Any] | ArrayPair | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any] | ArrayPair:
+    """Adaptive max pooling: the max of each of ``output_size`` bins per pooled axis, as
+    PyTorch.
+
+    Bins are those of :func:`adaptive_avg_pool`.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of any shape and strides; float16, float32, float64 or any signed or unsigned
+        integer dtype.
+    output_size, axes
+        As for :func:`adaptive_avg_pool`.
+    return_indices : bool
+        Also return the argmax of every bin: int64 flat positions over the pooled axes,
+        row-major in increasing axis order.
+    out : ndarray, or (ndarray, ndarray) with ``return_indices``, optional
+        Preallocated result(s): exact shape and dtype, writable, not overlapping x.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray of x's dtype, or (values, indices) with ``return_indices``
+        x's shape with the pooled axes resized to ``output_size``. NaN propagates; ties go to
+        the first position.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of x; a parameter of the wrong kind (this error is a ValueError too).
+    ValueError
+        Bad axes, output_size entries below 1, an empty pooled axis, or a bad out=.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> x = np.arange(16.).reshape(1, 1, 4, 4)
+    >>> cypool.adaptive_max_pool(x, (2, 2))
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    >>> values, indices = cypool.adaptive_max_pool(np.array([3., 1., 4., 1., 5.]), 3, axes=0,
+    ...                                            return_indices=True)
+    >>> values, indices
+    (array([3., 4., 5.]), array([0, 2, 4]))
+    """
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = adaptive_geometry(x.shape, output_size, axes)
     return_indices = check_bool(return_indices, "return_indices")
@@ -43,7 +187,9 @@ def adaptive_max_pool(x, output_size, *, axes=None, return_indices=False, out=No
     return max_over(x, geometry, return_indices, out, num_threads)
 
 
-def merge_reduced_axes(x: np.ndarray, axes):
+def merge_reduced_axes(
+    x: NDArray[Any], axes: tuple[int, ...]
+) -> tuple[NDArray[Any], tuple[int, ...]]:
     """x with the reduced axes moved last and merged into one when strides allow it (a view),
     else moved last as they are; returns (array, reduced axes of that array)."""
     moved = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
@@ -67,7 +213,7 @@ class _GlobalCall:
     shown in the user's shape; both differ only by size-1 axes, so each is a view of the other.
     """
 
-    def __init__(self, x, axes, keepdims):
+    def __init__(self, x: ArrayLike, axes: int | Sequence[int] | None, keepdims: bool) -> None:
         self.x = as_array(x, "x", ORDER_DTYPES)
         self.reduced = global_axes(self.x.ndim, axes)
         self.keepdims = check_bool(keepdims, "keepdims")
@@ -80,18 +226,67 @@ class _GlobalCall:
             if self.keepdims else kept
         )
 
-    def to_user(self, arr):
+    def to_user(self, arr: NDArray[Any]) -> NDArray[Any]:
         squeezed = arr.reshape(arr.shape[: arr.ndim - len(self.folded_axes)])
         return np.expand_dims(squeezed, self.reduced) if self.keepdims else squeezed
 
-    def to_internal(self, arr, dtype, name):
+    def to_internal(self, arr: object, dtype: np.dtype[Any], name: str) -> NDArray[Any]:
         arr = check_out(arr, self.shape, dtype, [self.x], name)
         kept = np.squeeze(arr, self.reduced) if self.keepdims else arr
         return np.expand_dims(kept, tuple(range(kept.ndim, kept.ndim + len(self.folded_axes))))
 
 
-def global_avg_pool(x, *, axes=None, keepdims=False, out=None, num_threads=None):
-    """Mean over the reduced axes (default: every axis after N, C), summed in float64."""
+def global_avg_pool(
+    x: ArrayLike,
+    *,
+    axes: int | Sequence[int] | None = None,
+    keepdims: bool = False,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Global average pooling: the mean over the reduced axes, summed in float64.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of any shape and strides; float16, float32 or float64, or an integer dtype
+        (computed and returned as float64).
+    axes : int or sequence of int, optional
+        The reduced axes, any number of distinct axes (negative allowed). None: every axis
+        after the first two (``N, C, *spatial``); pass ``axes=(1, 2)`` for channels-last
+        images.
+    keepdims : bool
+        Keep the reduced axes with size 1.
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping x.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        x's shape without the reduced axes (size 1 with ``keepdims``); x's float dtype,
+        float64 for integer x.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of x; a parameter of the wrong kind (this error is a ValueError too).
+    ValueError
+        Bad axes (with axes=None, x needs at least 3 dimensions), an empty reduced axis, or a
+        bad out=.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> x = np.arange(8.).reshape(1, 2, 2, 2)
+    >>> cypool.global_avg_pool(x)
+    array([[1.5, 5.5]])
+    >>> cypool.global_avg_pool(x, axes=(1, 2))
+    array([[3., 4.]])
+    >>> cypool.global_avg_pool(x, keepdims=True).shape
+    (1, 2, 1, 1)
+    """
     call = _GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
     compute, result = average_dtypes(call.x.dtype)
@@ -106,9 +301,87 @@ def global_avg_pool(x, *, axes=None, keepdims=False, out=None, num_threads=None)
     return call.to_user(values) if user_out is None else user_out
 
 
-def global_max_pool(x, *, axes=None, keepdims=False, return_indices=False, out=None,
-                    num_threads=None):
-    """Max over the reduced axes; indices are flat positions over them, row-major."""
+@overload
+def global_max_pool(
+    x: ArrayLike,
+    *,
+    axes: int | Sequence[int] | None = ...,
+    keepdims: bool = ...,
+    return_indices: Literal[False] = ...,
+    out: NDArray[Any] | None = ...,
+    num_threads: int | None = ...,
+) -> NDArray[Any]: ...
+@overload
+def global_max_pool(
+    x: ArrayLike,
+    *,
+    axes: int | Sequence[int] | None = ...,
+    keepdims: bool = ...,
+    return_indices: Literal[True],
+    out: ArrayPair | None = ...,
+    num_threads: int | None = ...,
+) -> ArrayPair: ...
+@overload
+def global_max_pool(
+    x: ArrayLike,
+    *,
+    axes: int | Sequence[int] | None = ...,
+    keepdims: bool = ...,
+    return_indices: bool = ...,
+    out: NDArray[Any] | ArrayPair | None = ...,
+    num_threads: int | None = ...,
+) -> NDArray[Any] | ArrayPair: ...
+def global_max_pool(
+    x: ArrayLike,
+    *,
+    axes: int | Sequence[int] | None = None,
+    keepdims: bool = False,
+    return_indices: bool = False,
+    out: NDArray[Any] | ArrayPair | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any] | ArrayPair:
+    """Global max pooling: the max over the reduced axes.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of any shape and strides; float16, float32, float64 or any signed or unsigned
+        integer dtype.
+    axes, keepdims
+        As for :func:`global_avg_pool`.
+    return_indices : bool
+        Also return the argmax: int64 flat positions over the reduced axes, row-major in
+        increasing axis order.
+    out : ndarray, or (ndarray, ndarray) with ``return_indices``, optional
+        Preallocated result(s): exact shape and dtype, writable, not overlapping x.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray of x's dtype, or (values, indices) with ``return_indices``
+        x's shape without the reduced axes (size 1 with ``keepdims``). NaN propagates; ties
+        go to the first position.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of x; a parameter of the wrong kind, e.g. ``out`` not a pair with
+        ``return_indices`` (this error is a ValueError too).
+    ValueError
+        Bad axes (with axes=None, x needs at least 3 dimensions), an empty reduced axis, or a
+        bad out=.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> x = np.array([[[[3., 1.], [4., 1.]], [[5., 9.], [2., 6.]]]])
+    >>> cypool.global_max_pool(x)
+    array([[4., 9.]])
+    >>> values, indices = cypool.global_max_pool(x, return_indices=True)
+    >>> indices
+    array([[2, 1]])
+    """
     call = _GlobalCall(x, axes, keepdims)
     return_indices = check_bool(return_indices, "return_indices")
     check_num_threads(num_threads)

@@ -6,12 +6,19 @@ gradients and ``max_unpool`` run the ``scatter`` kernels over whole pooled plane
 are checked here, before any kernel writes.
 """
 
+# The helpers of _call, _geometry and _layout called here are not annotated yet:
+# mypy: disable-error-code="no-untyped-call"
+
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from cypool._adaptive import _GlobalCall, adaptive_max_pool, global_max_pool
-from cypool._call import INDEX_DTYPE, result_arrays, run_folded
+from cypool._call import INDEX_DTYPE, check_bool, result_arrays, run_folded
 from cypool._dtypes import FLOAT_DTYPES, ORDER_DTYPES, as_array, order_compute_dtype
 from cypool._errors import ParameterTypeError
 from cypool._geometry import (
@@ -26,10 +33,11 @@ from cypool._geometry import (
 from cypool._kernels import window as _kernels
 from cypool._layout import allocate_like
 from cypool._parallel import check_num_threads
-from cypool._window import check_bool, lp_pool, max_pool
+from cypool._typing import Padding
+from cypool._window import lp_pool, max_pool
 
 
-def _grad_output(grad_output, expected_shape) -> np.ndarray:
+def _grad_output(grad_output: ArrayLike, expected_shape: Sequence[int]) -> NDArray[Any]:
     g = as_array(grad_output, "grad_output", FLOAT_DTYPES)
     if g.shape != tuple(expected_shape):
         raise ValueError(
@@ -38,7 +46,7 @@ def _grad_output(grad_output, expected_shape) -> np.ndarray:
     return g
 
 
-def _input_shape(input_shape) -> tuple[int, ...]:
+def _input_shape(input_shape: object) -> tuple[int, ...]:
     if not isinstance(input_shape, (tuple, list)) or not all(
         isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) for n in input_shape
     ):
@@ -48,7 +56,9 @@ def _input_shape(input_shape) -> tuple[int, ...]:
     return tuple(int(n) for n in input_shape)
 
 
-def check_indices(indices, shape, plane: int, name: str = "indices") -> np.ndarray:
+def check_indices(
+    indices: ArrayLike, shape: Sequence[int], plane: int, name: str = "indices"
+) -> NDArray[np.int64]:
     """User indices as int64, of `shape`, every one a valid flat position in [0, plane)."""
     arr = np.asarray(indices)
     if arr.dtype.kind not in "iu":
@@ -65,14 +75,22 @@ def check_indices(indices, shape, plane: int, name: str = "indices") -> np.ndarr
     return arr.astype(INDEX_DTYPE, copy=False)
 
 
-def _plane(shape, axes) -> int:
+def _plane(shape: Sequence[int], axes: Sequence[int]) -> int:
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))
 
 
-def _spread(g, geometry: WindowGeometry, input_shape, weights, out, num_threads):
+def _spread(
+    g: NDArray[Any],
+    geometry: WindowGeometry,
+    input_shape: tuple[int, ...],
+    weights: tuple[NDArray[Any], ...],
+    out: NDArray[Any] | None,
+    num_threads: int | None,
+) -> NDArray[Any]:
     """grad_input of a sum-type pool: the spread kernel with per-axis output weights."""
     compute = order_compute_dtype(g.dtype)
     gk = g if g.dtype == compute else g.astype(compute)
+    grad_input: NDArray[Any]
     (grad_input,) = result_arrays(g, out, [(input_shape, g.dtype)], ["out"])
     taps = geometry.taps()
     run_folded(_kernels.spread, geometry.axes, [gk], [grad_input], [compute], num_threads,
@@ -80,9 +98,18 @@ def _spread(g, geometry: WindowGeometry, input_shape, weights, out, num_threads)
     return grad_input
 
 
-def _scatter(g, idx, geometry_axes, input_shape, out, num_threads, like):
+def _scatter(
+    g: NDArray[Any],
+    idx: NDArray[np.int64],
+    geometry_axes: tuple[int, ...],
+    input_shape: tuple[int, ...],
+    out: NDArray[Any] | None,
+    num_threads: int | None,
+    like: NDArray[Any],
+) -> NDArray[Any]:
     compute = order_compute_dtype(g.dtype)
     gk = g if g.dtype == compute else g.astype(compute)
+    grad_input: NDArray[Any]
     (grad_input,) = result_arrays(like, out, [(input_shape, g.dtype)], ["out"], [g, idx])
     run_folded(_kernels.scatter_add, geometry_axes, [gk, idx], [grad_input], [compute],
                num_threads)
@@ -93,10 +120,65 @@ def _scatter(g, idx, geometry_axes, input_shape, out, num_threads, like):
 # Window pooling
 
 
-def max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, dilation=1, *,
-                      axes=None, ceil_mode=False, indices=None, out=None, num_threads=None):
-    """Gradient of max_pool: each output gradient goes to its argmax (summed where windows
-    overlap). Uses `indices` when given, else recomputes them from x."""
+def max_pool_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: Padding = 0,
+    dilation: int | Sequence[int] = 1,
+    *,
+    axes: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+    indices: ArrayLike | None = None,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`max_pool` with respect to x: each output gradient goes to its
+    window's argmax, summed where windows overlap.
+
+    Parameters
+    ----------
+    grad_output : array_like, float16, float32 or float64
+        Gradient of the loss with respect to the pooled result (the forward's output shape).
+    x : array_like
+        The forward's input.
+    kernel_size, stride, padding, dilation, axes, ceil_mode
+        The forward call's arguments (see :func:`max_pool`).
+    indices : array_like of ints, optional
+        The forward's indices (``return_indices=True``), each a flat position over the pooled
+        axes; recomputed from x when not given.
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping any input.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        grad_input: x's shape and grad_output's dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtypes of grad_output, x or indices; a parameter of the wrong kind (this
+        error is a ValueError too).
+    ValueError
+        As :func:`max_pool`, plus a grad_output of the wrong shape and indices of the wrong
+        shape or outside the pooled plane.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> x = np.arange(16.).reshape(1, 1, 4, 4)
+    >>> cypool.max_pool_backward(np.ones((1, 1, 2, 2)), x, (2, 2))
+    array([[[[0., 0., 0., 0.],
+             [0., 1., 0., 1.],
+             [0., 0., 0., 0.],
+             [0., 1., 0., 1.]]]])
+    >>> cypool.max_pool_backward(np.ones(3), np.array([1., 3., 2., 0.]), 2, 1, axes=0)
+    array([0., 2., 1., 0.])
+    """
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     check_num_threads(num_threads)
@@ -109,11 +191,62 @@ def max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, dilat
     return _scatter(g, idx, geometry.axes, x.shape, out, num_threads, x)
 
 
-def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, dilation=1,
-                      *, axes=None, ceil_mode=False, count_include_pad=True,
-                      divisor_override=None, out=None, num_threads=None):
-    """Gradient of avg_pool: each output gradient spread over its window's input taps, divided
-    by the forward's divisor."""
+def avg_pool_backward(
+    grad_output: ArrayLike,
+    input_shape: Sequence[int],
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: Padding = 0,
+    dilation: int | Sequence[int] = 1,
+    *,
+    axes: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`avg_pool` with respect to its input: each output gradient spread
+    over its window's input taps, divided by the forward's divisor.
+
+    Parameters
+    ----------
+    grad_output : array_like, float16, float32 or float64
+        Gradient of the loss with respect to the pooled result (the forward's output shape).
+    input_shape : tuple of int
+        Shape of the forward's input (a tuple or list of sizes >= 0).
+    kernel_size, stride, padding, dilation, axes, ceil_mode, count_include_pad, divisor_override
+        The forward call's arguments (see :func:`avg_pool`).
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping grad_output.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        grad_input: ``input_shape`` and grad_output's dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of grad_output; input_shape not a tuple of ints, or another
+        parameter of the wrong kind (this error is a ValueError too).
+    ValueError
+        As :func:`avg_pool`, plus negative input_shape sizes and a grad_output of the wrong
+        shape.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> cypool.avg_pool_backward(np.ones((1, 1, 2, 2)), (1, 1, 4, 4), (2, 2))[0, 0]
+    array([[0.25, 0.25, 0.25, 0.25],
+           [0.25, 0.25, 0.25, 0.25],
+           [0.25, 0.25, 0.25, 0.25],
+           [0.25, 0.25, 0.25, 0.25]])
+    >>> cypool.avg_pool_backward(np.array([1., 2.]), (4,), (2,))
+    array([0.5, 0.5, 1. , 1. ])
+    """
     input_shape = _input_shape(input_shape)
     geometry = window_geometry(input_shape, kernel_size, stride, padding, dilation, axes,
                                ceil_mode)
@@ -125,10 +258,60 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, paddin
     return _spread(g, geometry, input_shape, weights, out, num_threads)
 
 
-def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, padding=0, dilation=1,
-                     *, axes=None, ceil_mode=False, out=None, num_threads=None):
-    """Gradient of the true p-norm of each window: g * sign(x) |x|^(p-1) / y^(p-1) summed over
-    the windows holding x, where y is the window's norm; a window with y == 0 gives 0."""
+def lp_pool_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    norm_type: float,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: Padding = 0,
+    dilation: int | Sequence[int] = 1,
+    *,
+    axes: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`lp_pool` (the true p-norm of each window) with respect to x.
+
+    Each element gets ``g * sign(x) * |x| ** (p - 1) / y ** (p - 1)`` summed over the windows
+    holding it, where ``y`` is the window's norm; a window with ``y == 0`` contributes 0.
+
+    Parameters
+    ----------
+    grad_output : array_like, float16, float32 or float64
+        Gradient of the loss with respect to the pooled result (the forward's output shape).
+    x : array_like
+        The forward's input.
+    norm_type, kernel_size, stride, padding, dilation, axes, ceil_mode
+        The forward call's arguments (see :func:`lp_pool`).
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping any input.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        grad_input: x's shape and grad_output's dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtypes of grad_output or x; a parameter of the wrong kind (this error is a
+        ValueError too).
+    ValueError
+        As :func:`lp_pool`, plus a grad_output of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> x = np.array([3., -4., 6., 8.])
+    >>> cypool.lp_pool(x, 2, (2,))
+    array([ 5., 10.])
+    >>> cypool.lp_pool_backward(np.ones(2), x, 2, (2,))
+    array([ 0.6, -0.8,  0.6,  0.8])
+    """
     x = as_array(x, "x", ORDER_DTYPES)
     p = check_norm_type(norm_type)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
@@ -143,14 +326,62 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, paddin
         spread = _spread(scaled, geometry, x.shape, ones, None, num_threads)
         factor = np.where(x64 != 0, np.sign(x64) * np.abs(x64) ** (p - 1.0), 0.0)
     grad = spread * factor
+    grad_input: NDArray[Any]
     (grad_input,) = result_arrays(x, out, [(x.shape, g.dtype)], ["out"], [g])
     np.copyto(grad_input, grad, casting="unsafe")
     return grad_input
 
 
-def max_unpool(x, indices, output_size, *, axes=None, out=None, num_threads=None):
-    """Zeros with the pooled axes resized to output_size, and x written at indices (PyTorch's
-    max_unpool); indices are flat positions over the pooled axes of the result."""
+def max_unpool(
+    x: ArrayLike,
+    indices: ArrayLike,
+    output_size: Sequence[int],
+    *,
+    axes: int | Sequence[int] | None = None,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Partial inverse of :func:`max_pool`, as PyTorch's ``max_unpool``: zeros with the pooled
+    axes resized to ``output_size``, and x written at ``indices``.
+
+    Parameters
+    ----------
+    x : array_like
+        The pooled values; float16, float32, float64 or any signed or unsigned integer dtype.
+    indices : array_like of ints
+        x's shape: flat positions over the pooled axes of the result, row-major in increasing
+        axis order (as :func:`max_pool` returns them).
+    output_size : tuple of int
+        Size of each pooled axis of the result (a tuple or list, in the order of ``axes``).
+    axes : int or sequence of int, optional
+        The pooled axes; None: the last ``len(output_size)`` axes.
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping any input.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        x's shape with the pooled axes resized to ``output_size``, and x's dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of x, non-integer indices, output_size not a tuple of ints (this
+        error is a ValueError too).
+    ValueError
+        Bad axes or output_size, indices of the wrong shape or outside the pooled plane, or a
+        bad out=.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> values, indices = cypool.max_pool(np.array([3., 1., 4., 1., 5., 9.]), (2,),
+    ...                                   return_indices=True)
+    >>> cypool.max_unpool(values, indices, (6,))
+    array([3., 0., 4., 0., 0., 9.])
+    """
     x = as_array(x, "x", ORDER_DTYPES)
     if not isinstance(output_size, (tuple, list)):
         raise ParameterTypeError(f"output_size must be a tuple of ints, got output_size={output_size!r}")
@@ -163,6 +394,7 @@ def max_unpool(x, indices, output_size, *, axes=None, out=None, num_threads=None
     idx = check_indices(indices, x.shape, _plane(shape, order))
     compute = order_compute_dtype(x.dtype)
     xk = x if x.dtype == compute else x.astype(compute)
+    result: NDArray[Any]
     (result,) = result_arrays(x, out, [(tuple(shape), x.dtype)], ["out"], [idx])
     run_folded(_kernels.scatter_set, tuple(order), [xk, idx], [result], [compute], num_threads)
     return result
@@ -172,9 +404,53 @@ def max_unpool(x, indices, output_size, *, axes=None, out=None, num_threads=None
 # Adaptive and global pooling
 
 
-def adaptive_avg_pool_backward(grad_output, input_shape, *, axes=None, out=None, num_threads=None):
-    """Gradient of adaptive_avg_pool: each bin's gradient spread over the bin, divided by its
-    size. axes=None: the axes where input_shape and grad_output.shape differ."""
+def adaptive_avg_pool_backward(
+    grad_output: ArrayLike,
+    input_shape: Sequence[int],
+    *,
+    axes: int | Sequence[int] | None = None,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`adaptive_avg_pool` with respect to its input: each bin's gradient
+    spread over the bin, divided by its size.
+
+    Parameters
+    ----------
+    grad_output : array_like, float16, float32 or float64
+        Gradient of the loss with respect to the pooled result; its pooled axes' sizes are the
+        forward's ``output_size``.
+    input_shape : tuple of int
+        Shape of the forward's input (a tuple or list of sizes >= 0, as many as
+        grad_output's dimensions).
+    axes : int or sequence of int, optional
+        The pooled axes; None: the axes where input_shape and grad_output's shape differ
+        (an axis pooled to its own size is the identity either way).
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping grad_output.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        grad_input: ``input_shape`` and grad_output's dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of grad_output; input_shape not a tuple of ints, or another
+        parameter of the wrong kind (this error is a ValueError too).
+    ValueError
+        grad_output and input_shape of different ranks, bad axes, a grad_output of the wrong
+        shape, or a bad out=.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> cypool.adaptive_avg_pool_backward(np.ones(3), (5,))
+    array([0.5       , 0.83333333, 0.33333333, 0.83333333, 0.5       ])
+    """
     input_shape = _input_shape(input_shape)
     g = as_array(grad_output, "grad_output", FLOAT_DTYPES)
     if g.ndim != len(input_shape):
@@ -184,6 +460,7 @@ def adaptive_avg_pool_backward(grad_output, input_shape, *, axes=None, out=None,
     if axes is None:
         axes = tuple(a for a in range(g.ndim) if g.shape[a] != input_shape[a])
         if not axes:  # every axis pooled to its own size: the identity
+            grad_input: NDArray[Any]
             (grad_input,) = result_arrays(g, out, [(input_shape, g.dtype)], ["out"])
             np.copyto(grad_input, g)
             return grad_input
@@ -195,9 +472,55 @@ def adaptive_avg_pool_backward(grad_output, input_shape, *, axes=None, out=None,
     return _spread(g, geometry, input_shape, weights, out, num_threads)
 
 
-def adaptive_max_pool_backward(grad_output, x, output_size, *, axes=None, indices=None, out=None,
-                               num_threads=None):
-    """Gradient of adaptive_max_pool: each bin's gradient goes to its argmax."""
+def adaptive_max_pool_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    *,
+    axes: int | Sequence[int] | None = None,
+    indices: ArrayLike | None = None,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`adaptive_max_pool` with respect to x: each bin's gradient goes to
+    its argmax, summed where bins overlap.
+
+    Parameters
+    ----------
+    grad_output : array_like, float16, float32 or float64
+        Gradient of the loss with respect to the pooled result (the forward's output shape).
+    x : array_like
+        The forward's input.
+    output_size, axes
+        The forward call's arguments (see :func:`adaptive_avg_pool`).
+    indices : array_like of ints, optional
+        The forward's indices (``return_indices=True``); recomputed from x when not given.
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping any input.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        grad_input: x's shape and grad_output's dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtypes of grad_output, x or indices; a parameter of the wrong kind (this
+        error is a ValueError too).
+    ValueError
+        As :func:`adaptive_max_pool`, plus a grad_output of the wrong shape and indices of the
+        wrong shape or outside the pooled plane.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> x = np.array([3., 1., 4., 1., 5.])
+    >>> cypool.adaptive_max_pool_backward(np.ones(3), x, 3, axes=0)
+    array([1., 0., 1., 0., 1.])
+    """
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = adaptive_geometry(x.shape, output_size, axes)
     check_num_threads(num_threads)
@@ -210,24 +533,119 @@ def adaptive_max_pool_backward(grad_output, x, output_size, *, axes=None, indice
     return _scatter(g, idx, geometry.axes, x.shape, out, num_threads, x)
 
 
-def global_avg_pool_backward(grad_output, input_shape, *, axes=None, keepdims=False, out=None,
-                             num_threads=None):
-    """Gradient of global_avg_pool: grad_output / count broadcast over the reduced axes."""
+def global_avg_pool_backward(
+    grad_output: ArrayLike,
+    input_shape: Sequence[int],
+    *,
+    axes: int | Sequence[int] | None = None,
+    keepdims: bool = False,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`global_avg_pool` with respect to its input: grad_output divided by
+    the number of reduced elements, broadcast over the reduced axes.
+
+    Parameters
+    ----------
+    grad_output : array_like, float16, float32 or float64
+        Gradient of the loss with respect to the pooled result (the forward's output shape).
+    input_shape : tuple of int
+        Shape of the forward's input (a tuple or list of sizes >= 0).
+    axes, keepdims
+        The forward call's arguments (see :func:`global_avg_pool`).
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping grad_output.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        grad_input: ``input_shape`` and grad_output's dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of grad_output; input_shape not a tuple of ints, or another
+        parameter of the wrong kind (this error is a ValueError too).
+    ValueError
+        As :func:`global_avg_pool`, plus negative input_shape sizes and a grad_output of the
+        wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> cypool.global_avg_pool_backward(np.array([[1., 2.]]), (1, 2, 2))
+    array([[[0.5, 0.5],
+            [1. , 1. ]]])
+    """
     input_shape = _input_shape(input_shape)
     probe = np.broadcast_to(np.zeros((), np.float32), input_shape)
     call = _GlobalCall(probe, axes, keepdims)
     check_num_threads(num_threads)
     g = _grad_output(grad_output, call.shape)
     count = _plane(input_shape, call.reduced)
+    grad_input: NDArray[Any]
     (grad_input,) = result_arrays(probe, out, [(input_shape, g.dtype)], ["out"], [g])
     kept = g if keepdims else np.expand_dims(g, call.reduced)
     np.multiply(kept.astype(np.float64, copy=False), 1.0 / count, out=grad_input, casting="unsafe")
     return grad_input
 
 
-def global_max_pool_backward(grad_output, x, *, axes=None, keepdims=False, indices=None, out=None,
-                             num_threads=None):
-    """Gradient of global_max_pool: each gradient goes to the argmax of its reduced region."""
+def global_max_pool_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    *,
+    axes: int | Sequence[int] | None = None,
+    keepdims: bool = False,
+    indices: ArrayLike | None = None,
+    out: NDArray[Any] | None = None,
+    num_threads: int | None = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`global_max_pool` with respect to x: each gradient goes to the argmax
+    of its reduced region, zeros elsewhere.
+
+    Parameters
+    ----------
+    grad_output : array_like, float16, float32 or float64
+        Gradient of the loss with respect to the pooled result (the forward's output shape).
+    x : array_like
+        The forward's input.
+    axes, keepdims
+        The forward call's arguments (see :func:`global_max_pool`).
+    indices : array_like of ints, optional
+        The forward's indices (``return_indices=True``), flat positions over the reduced axes;
+        recomputed from x when not given.
+    out : ndarray, optional
+        Preallocated result: exact shape and dtype, writable, not overlapping any input.
+    num_threads : int, optional
+        Threads to use; None follows OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl).
+
+    Returns
+    -------
+    ndarray
+        grad_input: x's shape and grad_output's dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtypes of grad_output, x or indices; a parameter of the wrong kind (this
+        error is a ValueError too).
+    ValueError
+        As :func:`global_max_pool`, plus a grad_output of the wrong shape and indices of the
+        wrong shape or outside the reduced region.
+
+    Examples
+    --------
+    >>> import numpy as np, cypool
+    >>> x = np.array([[[[3., 1.], [4., 1.]], [[5., 9.], [2., 6.]]]])
+    >>> cypool.global_max_pool_backward(np.array([[1., 2.]]), x)
+    array([[[[0., 0.],
+             [1., 0.]],
+    <BLANKLINE>
+            [[0., 2.],
+             [0., 0.]]]])
+    """
     call = _GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
     g = _grad_output(grad_output, call.shape)

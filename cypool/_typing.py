@@ -7,9 +7,17 @@ values, with a plain fallback, so that a type checker knows an array from a pair
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
 from numpy.typing import NDArray
+
+# Conventions: inputs ``ArrayLike``, results ``NDArray[Any]``, a size per pooled axis
+# ``int | Sequence[int]``, axes ``int | Sequence[int] | None``, ``num_threads: int | None``.
+
+#: ``padding``: an int, one int per pooled axis, one (before, after) pair per pooled axis, or
+#: "same" / "valid".
+Padding: TypeAlias = int | Sequence[int] | Sequence[tuple[int, int]] | str
 
 #: Two results: (values, indices), or (grad, grad_scores).
 ArrayPair: TypeAlias = tuple[NDArray[Any], NDArray[Any]]

@@ -34,3 +34,31 @@ def test_stubs_match_the_compiled_modules():
     result = run("mypy.stubtest", *modules, "--allowlist",
                  os.path.join(HERE, "stubtest_allowlist.txt"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "typed_usage.py")
+# Strict for the user's script; cypool's own modules are checked as an installed PEP 561
+# package's would be (their inner errors are not the user's), but an unannotated public
+# function still fails the script with "call to untyped function".
+STRICT_CONFIG = "[mypy]\nstrict = True\n\n[mypy-cypool.*]\nignore_errors = True\n"
+
+
+@pytest.fixture
+def example():
+    if not os.path.exists(EXAMPLE):
+        pytest.skip("examples/ is not shipped with the tests (installed-wheel run)")
+    return EXAMPLE
+
+
+def test_example_calls_every_public_function(example):
+    with open(example) as f:
+        text = f.read()
+    missing = [name for name in cypool.__all__ if name != "__version__" and f"cypool.{name}(" not in text]
+    assert not missing
+
+
+def test_mypy_strict_accepts_the_example(example, tmp_path):
+    config = tmp_path / "mypy.ini"
+    config.write_text(STRICT_CONFIG)
+    result = run("mypy", "--config-file", str(config), "--cache-dir", str(tmp_path / "cache"), example)
+    assert result.returncode == 0, result.stdout + result.stderr

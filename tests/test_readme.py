@@ -1,0 +1,21 @@
+"""The README's Python examples run as written (in order, sharing names, as a reader would)."""
+
+import os
+import re
+
+import pytest
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+
+
+def test_readme_examples_run():
+    if not os.path.exists(README):
+        pytest.skip("README.md is not shipped with the tests (installed-wheel run)")
+    with open(README) as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, README, "exec"), namespace)
+    assert namespace["grad_x"].shape == namespace["x"].shape
+    assert namespace["emb"].shape == (32, 384)

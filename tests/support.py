@@ -7,6 +7,7 @@ checks of the references (``test_reference_backward.py``) can use it too.
 """
 
 import math
+import os
 import re
 
 import numpy as np
@@ -17,6 +18,15 @@ from hypothesis import strategies as st
 from reference import MAX_DTYPES, ref_geometry
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# The fuzzing profiles: CI runs every property test with its own example count; CYPOOL_FUZZ=long
+# multiplies them all by FUZZ_SCALE (about 39,000 examples across the ops, forward and backward).
+FUZZ_SCALE = 4 if os.environ.get("CYPOOL_FUZZ", "").strip().lower() == "long" else 1
+
+
+def examples(n: int) -> int:
+    """max_examples of a property test under the current fuzzing profile."""
+    return n * FUZZ_SCALE
 
 FLOAT_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64"))
 INT_DTYPES = tuple(d for d in MAX_DTYPES if d.kind in "iu")

@@ -42,6 +42,7 @@ from support import (
     torch_grad,
     trailing_axes,
     views,
+    examples,
 )
 
 MAX_ELEMENTS = 400
@@ -81,7 +82,7 @@ def adaptive_cases(draw):
     return tuple(shape), output_size, (tuple(axes) if use_axes else None)
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(adaptive_cases(), st.sampled_from(MAX_DTYPES), views, seeds)
 def test_adaptive_avg_pool_matches_reference(case, dtype, xviews, seed):
     shape, output_size, axes = case
@@ -95,7 +96,7 @@ def test_adaptive_avg_pool_matches_reference(case, dtype, xviews, seed):
     np.testing.assert_array_equal(x, x0)
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(adaptive_cases(), st.sampled_from(MAX_DTYPES),
        st.sampled_from(["random", "ties", "special"]), views, seeds)
 def test_adaptive_max_pool_matches_reference(case, dtype, mode, xviews, seed):
@@ -114,7 +115,7 @@ def test_adaptive_max_pool_matches_reference(case, dtype, mode, xviews, seed):
     np.testing.assert_array_equal(x, x0)
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(adaptive_cases(), st.sampled_from(FLOAT_DTYPES), views, seeds,
        st.sampled_from(["none", "as_given", "sorted"]))
 def test_adaptive_avg_pool_backward_matches_reference(case, dtype, gviews, seed, axes_mode):
@@ -137,7 +138,7 @@ def test_adaptive_avg_pool_backward_matches_reference(case, dtype, gviews, seed,
     np.testing.assert_array_equal(g, g0)
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(adaptive_cases(), st.sampled_from(FLOAT_DTYPES),
        st.sampled_from(["random", "ties", "special"]), views, views, seeds, st.booleans())
 def test_adaptive_max_pool_backward_matches_reference(case, dtype, mode, xviews, gviews, seed,
@@ -292,7 +293,7 @@ def _check_vs_torch(x, out_hw, cl, seed):
     np.testing.assert_allclose(got, to_layout(want, cl), **TORCH_TOL[dtype])
 
 
-@settings(max_examples=120, **SETTINGS)
+@settings(max_examples=examples(120), **SETTINGS)
 @given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 14), st.integers(1, 14),
        st.sampled_from([np.float32, np.float64]), st.booleans(), st.booleans(), seeds)
 def test_adaptive_2d_vs_torch(h, w, oh, ow, dtype, cl, ties, seed):
@@ -346,7 +347,7 @@ def global_cases(draw):
     return tuple(shape), axes, draw(st.booleans())
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(global_cases(), st.sampled_from(MAX_DTYPES), views, seeds)
 def test_global_avg_pool_matches_reference(case, dtype, xviews, seed):
     shape, axes, keepdims = case
@@ -360,7 +361,7 @@ def test_global_avg_pool_matches_reference(case, dtype, xviews, seed):
     np.testing.assert_array_equal(x, x0)
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(global_cases(), st.sampled_from(MAX_DTYPES),
        st.sampled_from(["random", "ties", "special"]), views, seeds)
 def test_global_max_pool_matches_reference(case, dtype, mode, xviews, seed):
@@ -377,7 +378,7 @@ def test_global_max_pool_matches_reference(case, dtype, mode, xviews, seed):
     np.testing.assert_array_equal(cypool.global_max_pool(x, axes=axes, keepdims=keepdims), wv)
 
 
-@settings(max_examples=200, **SETTINGS)
+@settings(max_examples=examples(200), **SETTINGS)
 @given(global_cases(), st.sampled_from(FLOAT_DTYPES),
        st.sampled_from(["random", "ties", "special"]), views, views, seeds, st.booleans())
 def test_global_backward_matches_reference(case, dtype, mode, xviews, gviews, seed,

@@ -38,6 +38,7 @@ from support import (
     torch_avg_pool,
     torch_grad,
     torch_lp_pool,
+    examples,
 )
 
 nan = np.nan
@@ -448,7 +449,7 @@ def torch_window_cases(draw, op):
     return draw_torch_window(draw, op, max_kernel=3, extra={1: 9, 2: 6}, max_channels=2)
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=examples(60), **SETTINGS)
 @given(torch_window_cases("max"), seeds, st.booleans())
 def test_max_backward_vs_torch(case, seed, ties):
     torch = pytest.importorskip("torch")
@@ -467,7 +468,7 @@ def test_max_backward_vs_torch(case, seed, ties):
     _close(ref_max_pool_backward(g, x, k, s, p, d, axes, ceil_mode), tgrad)
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=examples(60), **SETTINGS)
 @given(torch_window_cases("avg"), st.booleans(), st.sampled_from([None, None, 1, 2, 5, -3]),
        seeds)
 def test_avg_backward_vs_torch(case, cip, divisor, seed):
@@ -483,7 +484,7 @@ def test_avg_backward_vs_torch(case, cip, divisor, seed):
     _close(got, tgrad)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=examples(40), **SETTINGS)
 @given(torch_window_cases("lp"), st.sampled_from([1, 2, 3, 1.5, 0.75]), seeds)
 def test_lp_backward_vs_torch(case, p, seed):
     pytest.importorskip("torch")

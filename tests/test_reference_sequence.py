@@ -24,7 +24,7 @@ from reference_sequence import (
     ref_sequence_pool_backward,
     ref_token_weights,
 )
-from support import SETTINGS, numgrad, seeds
+from support import SETTINGS, numgrad, seeds, examples
 
 nan, inf = np.nan, np.inf
 
@@ -405,7 +405,7 @@ def _random_case(rng, shape, mask_kind):
     return dict(lengths=rng.integers(0, T + 1, shape[:-2]))
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=examples(60), **SETTINGS)
 @given(st.sampled_from(["sum", "mean", "mean_sqrt_len", "weighted_mean", "attention"]),
        st.sampled_from(["none", "bool", "float", "lengths"]),
        st.lists(st.integers(1, 2), max_size=2), st.integers(1, 4), st.integers(1, 3), seeds)
@@ -427,7 +427,7 @@ def test_sequence_backward_finite_differences(mode, mask_kind, batch, T, D, seed
         _close(gh, numgrad(lambda x: _v(x, mode=mode, **kw), h, g, 1e-6), rtol=1e-6, atol=1e-7)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=examples(40), **SETTINGS)
 @given(st.sampled_from(["max", "min", "cls", "last", "first"]),
        st.sampled_from(["none", "bool", "lengths"]), st.integers(1, 4), st.integers(1, 3), seeds)
 def test_piecewise_backward_finite_differences(mode, mask_kind, T, D, seed):
@@ -449,7 +449,7 @@ def test_piecewise_backward_finite_differences(mode, mask_kind, T, D, seed):
     _close(got, numgrad(lambda x: _v(x, mode=mode, **kw), h, g, 1e-3), rtol=1e-9, atol=1e-9)
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=examples(60), **SETTINGS)
 @given(st.sampled_from(["sum", "mean", "mean_sqrt_len", "attention"]),
        st.integers(0, 8), st.integers(1, 3), st.integers(0, 4), seeds)
 def test_segment_backward_finite_differences(mode, N, D, B, seed):
@@ -507,7 +507,7 @@ def test_segment_hand():
     _close(gs, [0, 0.25 * (17 - 21.5), 0.75 * (23 - 21.5)])
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=examples(60), **SETTINGS)
 @given(st.sampled_from(["sum", "mean", "mean_sqrt_len", "max", "min", "first", "last",
                         "attention"]), st.integers(0, 10), st.integers(0, 3), st.integers(0, 4),
        seeds)

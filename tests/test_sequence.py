@@ -37,6 +37,7 @@ from support import (
     seeds,
     views,
     views_no_bcast,
+    examples,
 )
 
 EXACT_MODES = ("max", "min", "cls", "last", "first")   # results are copies of input elements
@@ -242,7 +243,7 @@ def _ref_kw(kw):
 # ================================================================================ sequence forward
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(seq_cases(), seeds, st.booleans(), st.sampled_from((None,) + OUT_VIEWS))
 def test_sequence_pool_matches_reference(case, seed, return_indices, out_kind):
     rng = np.random.default_rng(seed)
@@ -362,7 +363,7 @@ def test_sequence_pool_small_hand_cases(dtype):
 # ================================================================================ sequence backward
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(seq_cases(), seeds, st.sampled_from(["same", "same", "other"]),
        st.sampled_from(FLOAT_DTYPES), views,
        st.sampled_from([None, "forward", "random", "cypool"]), st.sampled_from(INDEX_DTYPES),
@@ -446,7 +447,7 @@ def test_sequence_pool_backward_matches_reference(case, seed, gkind, other_dtype
     _unchanged(snaps)
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=examples(60), **SETTINGS)
 @given(st.sampled_from(SMOOTH_SEQUENCE_MODES),
        st.sampled_from(["none", "bool", "float64", "float32", "lengths", "int16_weights"]),
        st.lists(st.integers(1, 2), max_size=2), st.integers(1, 4), st.integers(1, 3), seeds)
@@ -537,7 +538,7 @@ def _build_segments(case, rng, finite=False):
     return values, offs, scores
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(seg_cases(), seeds, st.booleans(), st.sampled_from((None,) + OUT_VIEWS))
 def test_segment_pool_matches_reference(case, seed, return_indices, out_kind):
     rng = np.random.default_rng(seed)
@@ -579,7 +580,7 @@ def test_segment_pool_matches_reference(case, seed, return_indices, out_kind):
     _unchanged(snaps)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(seg_cases(), seeds, st.sampled_from(["same", "other"]), st.sampled_from(FLOAT_DTYPES),
        views, st.sampled_from([None, "forward", "random", "cypool"]),
        st.sampled_from(INDEX_DTYPES), st.sampled_from((None,) + OUT_VIEWS))
@@ -656,7 +657,7 @@ def test_segment_pool_backward_matches_reference(case, seed, gkind, other_dtype,
     _unchanged(snaps)
 
 
-@settings(max_examples=50, **SETTINGS)
+@settings(max_examples=examples(50), **SETTINGS)
 @given(st.sampled_from(SMOOTH_SEGMENT_MODES), st.integers(0, 7), st.integers(1, 3),
        st.integers(0, 4), seeds)
 def test_segment_backward_finite_differences(mode, N, D, B, seed):

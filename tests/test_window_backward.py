@@ -44,6 +44,7 @@ from support import (
     trailing_axes,
     views,
     views_no_bcast,
+    examples,
 )
 
 MAX_ELEMENTS = 400
@@ -75,7 +76,7 @@ def _unchanged(*pairs):
 # ================================================================================ max backward
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=examples(300), **SETTINGS)
 @given(window_cases(), st.sampled_from(FLOAT_DTYPES), st.sampled_from(["random", "ties",
        "special"]), views_no_bcast, views, seeds, st.booleans())
 def test_max_pool_backward_matches_reference(case, dtype, mode, xviews, gviews, seed,
@@ -108,7 +109,7 @@ def test_max_pool_backward_matches_reference(case, dtype, mode, xviews, gviews, 
     _unchanged((x, x0), (g, g0))
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=examples(60), **SETTINGS)
 @given(window_cases(), st.sampled_from(FLOAT_DTYPES), seeds)
 def test_max_pool_backward_with_cypool_indices(case, dtype, seed):
     """Indices from cypool.max_pool fed back to max_pool_backward: same as recomputing."""
@@ -173,7 +174,7 @@ def test_backward_mixed_dtypes_follow_grad_output(xdtype, gdtype):
 # ================================================================================ avg backward
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=examples(300), **SETTINGS)
 @given(window_cases(), st.sampled_from(FLOAT_DTYPES), views, seeds, st.booleans(),
        st.sampled_from([None, None, 1, 2, 3, 7, -2]))
 def test_avg_pool_backward_matches_reference(case, dtype, gviews, seed, cip, divisor):
@@ -201,7 +202,7 @@ def test_avg_pool_backward_matches_reference(case, dtype, gviews, seed, cip, div
 # ================================================================================ lp backward
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(window_cases(), st.sampled_from(FLOAT_DTYPES), st.sampled_from(["random", "ties",
        "zeros"]), views_no_bcast, views, seeds,
        st.sampled_from([1, 2, 3, 4, 0.5, 1.5, 2.5, np.float32(3.0)]))
@@ -281,7 +282,7 @@ def test_lp_pool_backward_finite_differences(shape, kw, p):
 # ================================================================================ max_unpool
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(window_cases(), st.sampled_from(MAX_DTYPES), st.sampled_from(["random", "ties",
        "special"]), views_no_bcast, seeds, st.booleans())
 def test_max_unpool_matches_reference(case, dtype, mode, vviews, seed, same_view):
@@ -307,7 +308,7 @@ def test_max_unpool_matches_reference(case, dtype, mode, vviews, seed, same_view
     _unchanged((v, v0), (i, i0))
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(st.integers(1, 3), st.sampled_from(MAX_DTYPES), st.integers(1, 3), st.data(), seeds)
 def test_max_unpool_random_distinct_indices(naxes, dtype, nbatch, data, seed):
     """Arbitrary distinct indices per batch row into a bigger output, pooled axes anywhere."""
@@ -361,7 +362,7 @@ def torch_cases(draw, op):
     return (*case, dtype, channels_last)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(torch_cases("max"), seeds, st.booleans())
 def test_max_pool_backward_vs_torch(case, seed, ties):
     torch = pytest.importorskip("torch")
@@ -387,7 +388,7 @@ def test_max_pool_backward_vs_torch(case, seed, ties):
     np.testing.assert_allclose(got, to_layout(want, cl), **TORCH_TOL[dtype])
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(torch_cases("avg"), st.booleans(), st.sampled_from([None, None, 1, 2, 5, -3]), seeds)
 def test_avg_pool_backward_vs_torch(case, cip, divisor, seed):
     pytest.importorskip("torch")
@@ -405,7 +406,7 @@ def test_avg_pool_backward_vs_torch(case, cip, divisor, seed):
     np.testing.assert_allclose(got, to_layout(want, cl), **TORCH_TOL[dtype])
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=examples(100), **SETTINGS)
 @given(torch_cases("lp"), st.sampled_from([1, 2, 3, 1.5, 0.75]), seeds)
 def test_lp_pool_backward_vs_torch(case, p, seed):
     pytest.importorskip("torch")

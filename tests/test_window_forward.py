@@ -28,6 +28,7 @@ from support import (
     ref_kwargs,
     seeds,
     trailing_axes,
+    examples,
 )
 
 # float16 to 1e-3 here (support.RTOL, for the backward and adaptive ops, allows 1e-2)
@@ -86,7 +87,7 @@ def _check_float_close(got, want, dtype, x):
 # ================================================================================ properties
 
 
-@settings(max_examples=1500, **SETTINGS)
+@settings(max_examples=examples(1500), **SETTINGS)
 @given(geometries(), st.sampled_from(MAX_DTYPES), value_modes, views, seeds)
 def test_max_pool_matches_reference(geom, dtype, mode, transforms, seed):
     shape, kwargs = geom
@@ -108,7 +109,7 @@ def test_max_pool_matches_reference(geom, dtype, mode, transforms, seed):
     np.testing.assert_array_equal(x, before)
 
 
-@settings(max_examples=1200, **SETTINGS)
+@settings(max_examples=examples(1200), **SETTINGS)
 @given(geometries(), st.sampled_from(MAX_DTYPES), value_modes, views, seeds,
        st.booleans(), st.sampled_from([None, None, 1, 2, 3, 7, -2]))
 def test_avg_pool_matches_reference(geom, dtype, mode, transforms, seed, cip, divisor):
@@ -127,7 +128,7 @@ def test_avg_pool_matches_reference(geom, dtype, mode, transforms, seed, cip, di
     np.testing.assert_array_equal(x, before)
 
 
-@settings(max_examples=800, **SETTINGS)
+@settings(max_examples=examples(800), **SETTINGS)
 @given(geometries(), st.sampled_from(MAX_DTYPES), st.sampled_from(["random", "ties"]), views,
        seeds, st.sampled_from([1, 2, 3, 4, 0.5, 1.5, 2.5, np.float32(3.0)]))
 def test_lp_pool_matches_reference(geom, dtype, mode, transforms, seed, p):
@@ -200,7 +201,7 @@ def _sampled_batch_check(x, got, kwargs, ref_fn, compare, rng, samples=3):
         compare(got, ref_fn(x[idx], **sub_kwargs), idx)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(large_cases(), st.sampled_from(MAX_DTYPES), value_modes, large_views, seeds)
 def test_max_pool_large_arrays(case, dtype, mode, transforms, seed):
     shape, kwargs = case
@@ -220,7 +221,7 @@ def test_max_pool_large_arrays(case, dtype, mode, transforms, seed):
     _sampled_batch_check(x, (v2, i2), kwargs, ref_max_pool, compare, rng)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(large_cases(), st.sampled_from(MAX_DTYPES), st.booleans(),
        st.sampled_from([None, None, 3]), st.sampled_from([None, 1, 1.5, 2]),
        large_views, seeds)

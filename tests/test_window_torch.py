@@ -10,7 +10,7 @@ F = torch.nn.functional
 
 import cypool  # noqa: E402
 from reference import ref_geometry  # noqa: E402
-from support import SETTINGS, TORCH_TOL, layout_axes, to_layout  # noqa: E402
+from support import SETTINGS, TORCH_TOL, examples, layout_axes, to_layout  # noqa: E402
 
 
 @st.composite
@@ -64,7 +64,7 @@ def torch_cases(draw, op):
     return x, rank, geo, ceil_mode, channels_last
 
 
-@settings(max_examples=500, **SETTINGS)
+@settings(max_examples=examples(500), **SETTINGS)
 @given(torch_cases("max"))
 def test_max_pool_vs_torch(case):
     x, rank, g, ceil_mode, cl = case
@@ -85,7 +85,7 @@ def test_max_pool_vs_torch(case):
     np.testing.assert_array_equal(ai, i)
 
 
-@settings(max_examples=500, **SETTINGS)
+@settings(max_examples=examples(500), **SETTINGS)
 @given(torch_cases("avg"), st.booleans(), st.sampled_from([None, None, 1, 2, 5, -3]))
 def test_avg_pool_vs_torch(case, count_include_pad, divisor):
     x, rank, g, ceil_mode, cl = case
@@ -115,7 +115,7 @@ def test_avg_pool_vs_torch(case, count_include_pad, divisor):
     np.testing.assert_array_equal(got2, got)
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=examples(300), **SETTINGS)
 @given(torch_cases("lp"), st.sampled_from([1, 2, 3, 1.5, 0.75]))
 def test_lp_pool_vs_torch(case, p):
     x, rank, g, ceil_mode, cl = case

@@ -43,6 +43,21 @@ def allocate_like(x: np.ndarray, shape, dtype) -> np.ndarray:
     return buf.transpose(np.argsort(order))
 
 
+def reshape_view(arr: np.ndarray, shape) -> np.ndarray | None:
+    """arr reshaped to `shape` without copying, or None when its strides do not allow that."""
+    try:
+        return arr.reshape(shape, copy=False)  # NumPy >= 2.1
+    except TypeError:  # an older NumPy: no copy argument; assigning .shape never copies
+        view = arr.view()
+        try:
+            view.shape = shape
+        except AttributeError:
+            return None
+        return view
+    except ValueError:
+        return None
+
+
 def check_out(out, shape, dtype, inputs, name: str = "out") -> np.ndarray:
     """Validate a user-given result array: exact shape and dtype, writable, no overlap."""
     if not isinstance(out, np.ndarray):

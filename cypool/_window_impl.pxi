@@ -339,6 +339,22 @@ cdef inline void _line_add_triple(double* dst, const real_t* a, const real_t* b,
             dst[i] += <double>a[i] + <double>b[i] + <double>c[i]
 
 
+cdef inline void _rows_add(double* dst, const real_t* a, const real_t* b, const real_t* c,
+                           int count, Py_ssize_t n, Py_ssize_t nc, bint flat, Py_ssize_t xs3,
+                           bint assign) noexcept nogil:
+    """dst (= or +=) the sum of `count` (1 to 3) rows of n positions of nc contiguous values:
+    one line of n * nc when the rows are flat, else one line of nc per position (row stride
+    xs3), with the same additions per element either way."""
+    cdef Py_ssize_t q, lines = 1 if flat else n, width = n * nc if flat else nc
+    for q in range(lines):
+        if count == 3:
+            _line_add_triple(dst + q * nc, a + q * xs3, b + q * xs3, c + q * xs3, width, assign)
+        elif count == 2:
+            _line_add_pair(dst + q * nc, a + q * xs3, b + q * xs3, width, assign)
+        else:
+            _line_add(dst + q * nc, a + q * xs3, width, 1, POWER_NONE, 1.0, assign)
+
+
 cdef inline bint _window_avg(real_t* o, const double* b, Py_ssize_t n, Py_ssize_t k, Py_ssize_t s,
                              Py_ssize_t d, double scale, const double* inv, bint per_element) noexcept nogil:
     """o[i] = (sum over j < k of b[i * s + j * d]) * scale * (inv[i] or inv[0]), in one pass,
@@ -863,6 +879,10 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
     cdef bint first = True
     cdef const real_t* pending = NULL
     cdef bint flat = nc == 1 or (p.xs4 == 1 and p.xs3 == nc)
+    # Sums of contiguous lines group the rows three by three, whether a row is one flat line or,
+    # when the inner axis is split into blocks (how finely depends on the thread count), one
+    # line per position: the same additions either way, so results do not depend on threads.
+    cdef bint grouped = kind == POWER_NONE and (p.xs3 == 1 if nc == 1 else p.xs4 == 1)
     cdef const real_t* pending2 = NULL
     if nc > 1 and p.direct:
         _sum_direct(x, out, p, it, inv0, inv1, inv2, kind, power, acc)
@@ -872,15 +892,14 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
                    + it.rlo * p.xs3 + it.c0 * p.xs4)
-            if flat and kind == POWER_NONE and (p.xs3 == 1 or nc > 1):
-                # Contiguous rows are summed three per pass over the buffer.
+            if grouped:
                 if pending == NULL:
                     pending = src
                     continue
                 if pending2 == NULL:
                     pending2 = src
                     continue
-                _line_add_triple(inside, pending, pending2, src, n * nc, first)
+                _rows_add(inside, pending, pending2, src, 3, n, nc, flat, p.xs3, first)
                 pending = pending2 = NULL
             elif flat:
                 _line_add(inside, src, n * nc, p.xs3 if nc == 1 else 1, kind, power, first)
@@ -889,9 +908,9 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
                     _line_add(inside + q * nc, src + q * p.xs3, nc, p.xs4, kind, power, first)
             first = False
     if pending2 != NULL:
-        _line_add_pair(inside, pending, pending2, n * nc, first)
+        _rows_add(inside, pending, pending2, NULL, 2, n, nc, flat, p.xs3, first)
     elif pending != NULL:
-        _line_add(inside, pending, n * nc, 1, kind, power, first)
+        _rows_add(inside, pending, NULL, NULL, 1, n, nc, flat, p.xs3, first)
     o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
     if kind == POWER_NONE:
         scale = inv0[it.i0] * inv1[it.i1]

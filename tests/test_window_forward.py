@@ -588,3 +588,16 @@ def test_large_window_accuracy():
     # float32 values too large for a float32 square: the norm is still right
     np.testing.assert_allclose(cypool.lp_pool(np.array([3e30, 4e30], np.float32), 2, (2,)),
                                [5e30], rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["avg", "lp"])
+def test_sums_do_not_depend_on_threads_when_the_inner_axis_is_split(op):
+    """Regression: contiguous channels-last rows were summed three at a time when a work item
+    held the whole inner axis, one at a time when more threads split it into blocks (results
+    then differed by an ulp between num_threads=1 and 2)."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5, 257))
+    kwargs = dict(kernel_size=(3, 2, 3), stride=1, axes=(1, 2, 3))
+    pool = cypool.avg_pool if op == "avg" else lambda x, **kw: cypool.lp_pool(x, 2.0, **kw)
+    one = pool(x, **kwargs, num_threads=1)
+    for threads in (2, 3, 4):
+        assert pool(x, **kwargs, num_threads=threads).tobytes() == one.tobytes()

@@ -6,14 +6,22 @@ same either way: ``cypool/_openmp.pxd`` supplies serial stand-ins when ``_OPENMP
 
 Environment:
     CYPOOL_DISABLE_OPENMP=1   build a serial extension (no OpenMP runtime linked).
-    CYPOOL_NATIVE=1           add -march=native (source builds only; never for wheels).
+    CYPOOL_LIBOMP_PREFIX=DIR  macOS only: the libomp to try (DIR/include/omp.h, DIR/lib/libomp),
+                              e.g. ``$(brew --prefix libomp)`` or ``$CONDA_PREFIX``. Apple's clang
+                              has no OpenMP of its own: without a libomp that the probe can
+                              compile and link against, the build is serial.
+    CYPOOL_NATIVE=1           add -march=native (source builds only; never for wheels: a build
+                              under cibuildwheel refuses it, and pyproject.toml's
+                              [tool.cibuildwheel] sets CYPOOL_NATIVE=0).
 """
 
 import json
 import os
 import platform
+import re
 import shutil
 import sys
+import sysconfig
 import tempfile
 import textwrap
 
@@ -108,6 +116,9 @@ class BuildExt(build_ext):
         else:
             compile_args += ["-O3", "-fno-math-errno"]
             if _env_flag("CYPOOL_NATIVE"):
+                if os.environ.get("CIBUILDWHEEL") == "1":
+                    raise SystemExit("cypool: CYPOOL_NATIVE=1 is for source builds only; "
+                                     "wheels must run on any CPU of their platform")
                 compile_args += ["-march=native"]
 
         # Objects and .so files built with the other OpenMP setting must not survive: setuptools
@@ -132,10 +143,25 @@ class BuildExt(build_ext):
             json.dump(config, f)
 
 
+def _target_archs():
+    """The CPU architectures the extensions are compiled for, which differ from the building
+    machine's when cross-compiling (cibuildwheel sets ARCHFLAGS and _PYTHON_HOST_PLATFORM for
+    macOS x86_64 <-> arm64; sysconfig.get_platform() honours the latter)."""
+    if sys.platform == "darwin":
+        archs = re.findall(r"-arch\s+(\S+)", os.environ.get("ARCHFLAGS", ""))
+        if archs:
+            return {a.lower() for a in archs}
+    plat = sysconfig.get_platform().lower()  # linux-x86_64, macosx-11.0-arm64, win-amd64, ...
+    if plat.startswith(("linux", "macosx", "win")):
+        return {plat.rsplit("-", 1)[-1]}
+    return {platform.machine().lower()}
+
+
 def _builds_avx2():
-    """AVX2 variants are built for x86-64 with gcc or clang; elsewhere only the baseline."""
-    machine = platform.machine().lower()
-    return machine in ("x86_64", "amd64") and sys.platform != "win32"
+    """AVX2 variants are built for x86-64 targets with gcc or clang (not MSVC, not universal2
+    or other multi-arch builds); elsewhere only the baseline."""
+    archs = _target_archs()
+    return sys.platform != "win32" and len(archs) == 1 and archs <= {"x86_64", "amd64"}
 
 
 def _extensions():
@@ -152,7 +178,10 @@ def _extensions():
                 f"cypool.{name}",
                 [source],
                 include_dirs=[numpy.get_include()],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+                # Built against NumPy 2.x, the extensions target the C API of NumPy 1.25, the
+                # oldest NumPy that pyproject.toml accepts at run time.
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
+                               ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION")],
                 extra_compile_args=extra,
                 depends=["cypool/_window_impl.pxi", "cypool/_backward_impl.pxi", "cypool/_global_impl.pxi", "cypool/_sequence_impl.pxi",
                          "cypool/_openmp.pxd"],

@@ -27,7 +27,7 @@ from cypool._dtypes import ORDER_DTYPES, as_array, average_dtypes, order_compute
 from cypool._geometry import adaptive_geometry, global_axes
 from cypool._kernels import window as _window_kernels
 from cypool._errors import ParameterTypeError
-from cypool._layout import check_out, reshape_view
+from cypool._layout import check_out, merge_trailing_axes
 from cypool._parallel import check_num_threads
 from cypool._typing import ArrayPair
 from cypool._window import avg_over, max_over
@@ -194,7 +194,7 @@ def merge_reduced_axes(
     else moved last as they are; returns (array, reduced axes of that array)."""
     moved = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
     keep = moved.shape[: x.ndim - len(axes)]
-    merged = reshape_view(moved, keep + (int(np.prod(moved.shape[len(keep):], dtype=np.int64)),))
+    merged = merge_trailing_axes(moved, len(axes))
     if merged is not None:
         return merged, (len(keep),)
     if len(axes) <= 3:

@@ -31,7 +31,7 @@ from cypool._geometry import (
     window_geometry,
 )
 from cypool._kernels import window as _kernels
-from cypool._layout import allocate_like, reshape_view
+from cypool._layout import allocate_like, merge_trailing_axes
 from cypool._parallel import check_num_threads
 from cypool._typing import Padding
 from cypool._window import lp_pool, max_pool
@@ -663,7 +663,8 @@ def global_max_pool_backward(
         (grad_input,) = result_arrays(call.x, out, [(call.x.shape, g.dtype)], ["out"], [g, idx])
     moved = np.moveaxis(grad_input, call.reduced,
                         range(call.x.ndim - len(call.reduced), call.x.ndim))
-    folded = reshape_view(moved, call.folded.shape)
+    folded = (moved if moved.shape == call.folded.shape
+              else merge_trailing_axes(moved, len(call.reduced)))
     target = np.empty(call.folded.shape, g.dtype) if folded is None else folded
     _scatter(g_in, idx_in, call.folded_axes, call.folded.shape, target, num_threads, call.folded)
     if target is not folded:

@@ -43,19 +43,19 @@ def allocate_like(x: np.ndarray, shape, dtype) -> np.ndarray:
     return buf.transpose(np.argsort(order))
 
 
-def reshape_view(arr: np.ndarray, shape) -> np.ndarray | None:
-    """arr reshaped to `shape` without copying, or None when its strides do not allow that."""
-    try:
-        return arr.reshape(shape, copy=False)  # NumPy >= 2.1
-    except TypeError:  # an older NumPy: no copy argument; assigning .shape never copies
-        view = arr.view()
-        try:
-            view.shape = shape
-        except AttributeError:
+def merge_trailing_axes(arr: np.ndarray, count: int) -> np.ndarray | None:
+    """arr with its last `count` axes merged into one, as a view; None when their strides do
+    not allow that. Decided from the strides: NumPy's own reshape and .shape setter may build a
+    full copy first (before NumPy 2.1's reshape(copy=False) there is no way to forbid it)."""
+    lead = arr.ndim - count
+    merged = [(n, s) for n, s in zip(arr.shape[lead:], arr.strides[lead:]) if n != 1]
+    if any((n0 > 0 and s0 != s1 * n1) for (n0, s0), (n1, s1) in zip(merged, merged[1:])):
+        if 0 not in arr.shape:
             return None
-        return view
-    except ValueError:
-        return None
+    size = int(np.prod(arr.shape[lead:], dtype=np.int64))
+    stride = merged[-1][1] if merged else arr.itemsize
+    return as_strided(arr, shape=arr.shape[:lead] + (size,), strides=arr.strides[:lead] + (stride,),
+                      writeable=arr.flags.writeable)
 
 
 def check_out(out, shape, dtype, inputs, name: str = "out") -> np.ndarray:

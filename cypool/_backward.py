@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cypool._adaptive import _GlobalCall, adaptive_max_pool, global_max_pool
-from cypool._call import INDEX_DTYPE, check_bool, result_arrays, run_folded
+from cypool._call import INDEX_DTYPE, check_bool, check_grad_output, result_arrays, run_folded
 from cypool._dtypes import FLOAT_DTYPES, ORDER_DTYPES, as_array, order_compute_dtype
 from cypool._errors import ParameterTypeError
 from cypool._geometry import (
@@ -35,15 +35,6 @@ from cypool._layout import allocate_like, merge_trailing_axes
 from cypool._parallel import check_num_threads
 from cypool._typing import Padding
 from cypool._window import lp_pool, max_pool
-
-
-def _grad_output(grad_output: ArrayLike, expected_shape: Sequence[int]) -> NDArray[Any]:
-    g = as_array(grad_output, "grad_output", FLOAT_DTYPES)
-    if g.shape != tuple(expected_shape):
-        raise ValueError(
-            f"grad_output has shape {g.shape}, expected the forward's output shape {tuple(expected_shape)}"
-        )
-    return g
 
 
 def _input_shape(input_shape: object) -> tuple[int, ...]:
@@ -182,7 +173,7 @@ def max_pool_backward(
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     check_num_threads(num_threads)
-    g = _grad_output(grad_output, geometry.out_shape)
+    g = check_grad_output(grad_output, geometry.out_shape)
     if indices is None:
         _, idx = max_pool(x, kernel_size, stride, padding, dilation, axes=axes,
                           ceil_mode=ceil_mode, return_indices=True, num_threads=num_threads)
@@ -253,7 +244,7 @@ def avg_pool_backward(
     count_include_pad = check_bool(count_include_pad, "count_include_pad")
     divisor_override = check_divisor_override(divisor_override)
     check_num_threads(num_threads)
-    g = _grad_output(grad_output, geometry.out_shape)
+    g = check_grad_output(grad_output, geometry.out_shape)
     weights = geometry.inverse_divisors(count_include_pad, divisor_override)
     return _spread(g, geometry, input_shape, weights, out, num_threads)
 
@@ -316,7 +307,7 @@ def lp_pool_backward(
     p = check_norm_type(norm_type)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     check_num_threads(num_threads)
-    g = _grad_output(grad_output, geometry.out_shape)
+    g = check_grad_output(grad_output, geometry.out_shape)
     x64 = x.astype(np.float64)
     y = lp_pool(x64, p, kernel_size, stride, padding, dilation, axes=axes, ceil_mode=ceil_mode,
                 num_threads=num_threads)
@@ -467,7 +458,7 @@ def adaptive_avg_pool_backward(
     pooled = normalize_axes(axes, g.ndim, None)
     geometry = adaptive_geometry(input_shape, tuple(g.shape[a] for a in pooled), pooled)
     check_num_threads(num_threads)
-    g = _grad_output(g, geometry.out_shape)
+    g = check_grad_output(g, geometry.out_shape)
     weights = geometry.inverse_divisors(False, None)
     return _spread(g, geometry, input_shape, weights, out, num_threads)
 
@@ -524,7 +515,7 @@ def adaptive_max_pool_backward(
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = adaptive_geometry(x.shape, output_size, axes)
     check_num_threads(num_threads)
-    g = _grad_output(grad_output, geometry.out_shape)
+    g = check_grad_output(grad_output, geometry.out_shape)
     if indices is None:
         _, idx = adaptive_max_pool(x, output_size, axes=axes, return_indices=True,
                                    num_threads=num_threads)
@@ -583,7 +574,7 @@ def global_avg_pool_backward(
     probe = np.broadcast_to(np.zeros((), np.float32), input_shape)
     call = _GlobalCall(probe, axes, keepdims)
     check_num_threads(num_threads)
-    g = _grad_output(grad_output, call.shape)
+    g = check_grad_output(grad_output, call.shape)
     count = _plane(input_shape, call.reduced)
     grad_input: NDArray[Any]
     (grad_input,) = result_arrays(probe, out, [(input_shape, g.dtype)], ["out"], [g])
@@ -648,7 +639,7 @@ def global_max_pool_backward(
     """
     call = _GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
-    g = _grad_output(grad_output, call.shape)
+    g = check_grad_output(grad_output, call.shape)
     if indices is None:
         _, idx = global_max_pool(call.x, axes=call.reduced, keepdims=keepdims,
                                  return_indices=True, num_threads=num_threads)

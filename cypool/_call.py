@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cypool._dtypes import FLOAT_DTYPES, as_array
 from cypool._errors import ParameterTypeError
 from cypool._geometry import WindowGeometry
 from cypool._layout import allocate_like, check_out, element_strides_ok, fold
@@ -71,6 +72,22 @@ def run_folded(kernel, axes, inputs, results, compute_dtypes, num_threads, *args
         threads = resolve_num_threads(num_threads, work)
         for views in fold([*inputs, *targets], axes, n_inputs=len(inputs)):
             kernel(*views, *args, threads)
-    for r, t in zip(results, targets):
-        if r is not t:
-            np.copyto(r, t, casting="unsafe")
+    copy_back(results, targets)
+
+
+def copy_back(results, targets) -> None:
+    """Copy each kernel target into its result where the two differ (a compute-dtype or
+    realigned temporary)."""
+    for result, target in zip(results, targets):
+        if result is not target:
+            np.copyto(result, target, casting="unsafe")
+
+
+def check_grad_output(grad_output, expected_shape) -> np.ndarray:
+    """grad_output as a float array of the forward's output shape."""
+    g = as_array(grad_output, "grad_output", FLOAT_DTYPES)
+    if g.shape != tuple(expected_shape):
+        raise ValueError(
+            f"grad_output has shape {g.shape}, expected the forward's output shape {tuple(expected_shape)}"
+        )
+    return g

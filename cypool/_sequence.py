@@ -14,7 +14,7 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cypool._call import INDEX_DTYPE, check_bool, kernel_input, result_arrays
+from cypool._call import INDEX_DTYPE, check_bool, copy_back, kernel_input, result_arrays
 from cypool._dtypes import FLOAT_DTYPES, as_array, order_compute_dtype
 from cypool._kernels import window as _kernels
 from cypool._layout import element_strides_ok
@@ -223,17 +223,11 @@ def row_table(arr: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.int64]]:
 
 def kernel_target(result: NDArray[Any], dtype: Any, zeroed: bool = False) -> NDArray[Any]:
     """Where a kernel writes `result`: itself, or a temporary when its dtype or strides do
-    not suit the kernels (copied back by finish; `zeroed` when the kernel leaves parts of it
+    not suit the kernels (copied back by copy_back; `zeroed` when the kernel leaves parts of it
     unwritten)."""
     if result.dtype == dtype and element_strides_ok(result):
         return result
     return (np.zeros if zeroed else np.empty)(result.shape, dtype=dtype)
-
-
-def finish(results: list[NDArray[Any]], targets: list[NDArray[Any]]) -> None:
-    for result, target in zip(results, targets):
-        if result is not target:
-            np.copyto(result, target, casting="unsafe")
 
 
 def pool_rows(tokens: NDArray[Any], nbatch: int, rows: Rows, mode: str, result_shape: tuple[int, ...],
@@ -259,5 +253,5 @@ def pool_rows(tokens: NDArray[Any], nbatch: int, rows: Rows, mode: str, result_s
         else:
             _kernels.weighted_sum(plane, plane_at, rows.coef, rows.coef_at, rows.start, rows.stop,
                                   rows.scale, row, row_at, threads)
-    finish(results, targets)
+    copy_back(results, targets)
     return (results[0], results[1]) if return_indices else results[0]

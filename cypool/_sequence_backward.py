@@ -16,12 +16,11 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cypool._call import INDEX_DTYPE, kernel_input, result_arrays
-from cypool._dtypes import FLOAT_DTYPES, as_array, order_compute_dtype
+from cypool._call import INDEX_DTYPE, check_grad_output, copy_back, kernel_input, result_arrays
+from cypool._dtypes import order_compute_dtype
 from cypool._kernels import window as _kernels
 from cypool._parallel import check_num_threads, resolve_num_threads
 from cypool._sequence import (
-    finish,
     kernel_target,
     pool_rows,
     row_table,
@@ -106,13 +105,12 @@ def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike
             [0.5, 0.5],
             [0. , 0. ]]])
     """
-    g = as_array(grad_output, "grad_output", FLOAT_DTYPES)
     h = token_array(h, "h")
     mode = check_mode(mode, SEQUENCE_MODES, "sequence_pool_backward")
     check_indices_mode(mode, indices is not None, "indices")
     check_num_threads(num_threads)
     batch, ntokens, nfeat = h.shape[:-2], h.shape[-2], h.shape[-1]
-    _check_grad_shape(g, batch + (nfeat,))
+    g = check_grad_output(grad_output, batch + (nfeat,))
     w = token_weights(mask, lengths, batch, ntokens)
     s = check_scores(scores, mode, h.shape[:-1], h.dtype, "h")
     if mode == "cls" and ntokens == 0:
@@ -183,14 +181,13 @@ def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: Ar
            [1.],
            [2.]])
     """
-    g = as_array(grad_output, "grad_output", FLOAT_DTYPES)
     values = token_array(values, "values", exact_ndim=True)
     mode = check_mode(mode, SEGMENT_MODES, "segment_pool_backward")
     check_indices_mode(mode, indices is not None, "indices")
     check_num_threads(num_threads)
     ntokens, nfeat = values.shape
     off = check_offsets(offsets, ntokens)
-    _check_grad_shape(g, (off.shape[0] - 1, nfeat))
+    g = check_grad_output(grad_output, (off.shape[0] - 1, nfeat))
     s = check_scores(scores, mode, (ntokens,), values.dtype, "values")
     rows = segment_rows(off, ntokens, mode, s)
     idx = None if indices is None else check_token_indices(indices, g.shape, rows)
@@ -215,13 +212,6 @@ def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: Ar
 
 
 # ---------------------------------------------------------------------------------- plumbing
-
-def _check_grad_shape(g: NDArray[Any], expected: tuple[int, ...]) -> None:
-    if g.shape != tuple(expected):
-        raise ValueError(
-            f"grad_output has shape {g.shape}, expected the forward's output shape {tuple(expected)}"
-        )
-
 
 def _results(g: NDArray[Any], tokens: NDArray[Any], weights_shape: tuple[int, ...], mode: str,
              out: NDArray[Any] | ArrayPair | None, others: list[Any]) -> list[NDArray[Any]]:
@@ -268,6 +258,6 @@ def _spread(g: NDArray[Any], tokens: NDArray[Any], nbatch: int, rows: Rows, mode
                                 rows.start, rows.stop, dots, threads)
     else:
         target[...] = 0
-    finish([grad_tokens], [target])
+    copy_back([grad_tokens], [target])
     return dots
 

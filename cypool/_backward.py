@@ -18,10 +18,19 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cypool._adaptive import _GlobalCall, adaptive_max_pool, global_max_pool
-from cypool._call import INDEX_DTYPE, check_bool, check_grad_output, result_arrays, run_folded
+from cypool._call import (
+    INDEX_DTYPE,
+    check_allocatable,
+    check_bool,
+    check_grad_output,
+    refuse_out_overlap,
+    result_arrays,
+    run_folded,
+)
 from cypool._dtypes import FLOAT_DTYPES, ORDER_DTYPES, as_array, order_compute_dtype
 from cypool._errors import ParameterTypeError
 from cypool._geometry import (
+    MAX_POOLED_AXES,
     WindowGeometry,
     adaptive_geometry,
     check_divisor_override,
@@ -44,7 +53,9 @@ def _input_shape(input_shape: object) -> tuple[int, ...]:
         raise ParameterTypeError(f"input_shape must be a tuple of ints, got input_shape={input_shape!r}")
     if any(n < 0 for n in input_shape):
         raise ValueError(f"input_shape must hold sizes >= 0, got input_shape={tuple(input_shape)!r}")
-    return tuple(int(n) for n in input_shape)
+    shape = tuple(int(n) for n in input_shape)
+    check_allocatable(shape, "input_shape", input_shape)
+    return shape
 
 
 def check_indices(
@@ -170,6 +181,7 @@ def max_pool_backward(
     >>> cypool.max_pool_backward(np.ones(3), np.array([1., 3., 2., 0.]), 2, 1, axes=0)
     array([0., 2., 1., 0.])
     """
+    refuse_out_overlap(out, grad_output, x, indices)
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     check_num_threads(num_threads)
@@ -238,9 +250,10 @@ def avg_pool_backward(
     >>> cypool.avg_pool_backward(np.array([1., 2.]), (4,), (2,))
     array([0.5, 0.5, 1. , 1. ])
     """
+    refuse_out_overlap(out, grad_output)
     input_shape = _input_shape(input_shape)
     geometry = window_geometry(input_shape, kernel_size, stride, padding, dilation, axes,
-                               ceil_mode)
+                               ceil_mode, source="input_shape")
     count_include_pad = check_bool(count_include_pad, "count_include_pad")
     divisor_override = check_divisor_override(divisor_override)
     check_num_threads(num_threads)
@@ -303,6 +316,7 @@ def lp_pool_backward(
     >>> cypool.lp_pool_backward(np.ones(2), x, 2, (2,))
     array([ 0.6, -0.8,  0.6,  0.8])
     """
+    refuse_out_overlap(out, grad_output, x)
     x = as_array(x, "x", ORDER_DTYPES)
     p = check_norm_type(norm_type)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
@@ -373,13 +387,18 @@ def max_unpool(
     >>> cypool.max_unpool(values, indices, (6,))
     array([3., 0., 4., 0., 0., 9.])
     """
+    refuse_out_overlap(out, x, indices)
     x = as_array(x, "x", ORDER_DTYPES)
     if not isinstance(output_size, (tuple, list)):
         raise ParameterTypeError(f"output_size must be a tuple of ints, got output_size={output_size!r}")
+    if not 1 <= len(output_size) <= MAX_POOLED_AXES:
+        raise ValueError(f"output_size must have 1 to {MAX_POOLED_AXES} entries (one per pooled "
+                         f"axis), got output_size={tuple(output_size)!r}")
     pooled = normalize_axes(axes, x.ndim, len(output_size))
     shape = list(x.shape)
     for a, n in zip(pooled, per_axis_ints(output_size, "output_size", len(pooled), 1)):
         shape[a] = n
+    check_allocatable(shape, "output_size", output_size)
     check_num_threads(num_threads)
     order = sorted(pooled)
     idx = check_indices(indices, x.shape, _plane(shape, order))
@@ -442,6 +461,7 @@ def adaptive_avg_pool_backward(
     >>> cypool.adaptive_avg_pool_backward(np.ones(3), (5,))
     array([0.5       , 0.83333333, 0.33333333, 0.83333333, 0.5       ])
     """
+    refuse_out_overlap(out, grad_output)
     input_shape = _input_shape(input_shape)
     g = as_array(grad_output, "grad_output", FLOAT_DTYPES)
     if g.ndim != len(input_shape):
@@ -456,7 +476,11 @@ def adaptive_avg_pool_backward(
             np.copyto(grad_input, g)
             return grad_input
     pooled = normalize_axes(axes, g.ndim, None)
-    geometry = adaptive_geometry(input_shape, tuple(g.shape[a] for a in pooled), pooled)
+    if any(g.shape[a] == 0 for a in pooled):
+        raise ValueError(f"grad_output has shape {g.shape}: its pooled axes {pooled} are the "
+                         f"forward's output sizes, which must be >= 1")
+    geometry = adaptive_geometry(input_shape, tuple(g.shape[a] for a in pooled), pooled,
+                                 source="input_shape")
     check_num_threads(num_threads)
     g = check_grad_output(g, geometry.out_shape)
     weights = geometry.inverse_divisors(False, None)
@@ -512,6 +536,7 @@ def adaptive_max_pool_backward(
     >>> cypool.adaptive_max_pool_backward(np.ones(3), x, 3, axes=0)
     array([1., 0., 1., 0., 1.])
     """
+    refuse_out_overlap(out, grad_output, x, indices)
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = adaptive_geometry(x.shape, output_size, axes)
     check_num_threads(num_threads)
@@ -570,9 +595,10 @@ def global_avg_pool_backward(
     array([[[0.5, 0.5],
             [1. , 1. ]]])
     """
+    refuse_out_overlap(out, grad_output)
     input_shape = _input_shape(input_shape)
     probe = np.broadcast_to(np.zeros((), np.float32), input_shape)
-    call = _GlobalCall(probe, axes, keepdims)
+    call = _GlobalCall(probe, axes, keepdims, source="input_shape")
     check_num_threads(num_threads)
     g = check_grad_output(grad_output, call.shape)
     count = _plane(input_shape, call.reduced)
@@ -637,6 +663,7 @@ def global_max_pool_backward(
             [[0., 2.],
              [0., 0.]]]])
     """
+    refuse_out_overlap(out, grad_output, x, indices)
     call = _GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
     g = check_grad_output(grad_output, call.shape)

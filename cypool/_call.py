@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cypool._dtypes import FLOAT_DTYPES, as_array
 from cypool._errors import ParameterTypeError
 from cypool._geometry import WindowGeometry
-from cypool._layout import allocate_like, check_out, element_strides_ok, fold
+from cypool._layout import _overlaps, allocate_like, check_out, element_strides_ok, fold
 from cypool._parallel import resolve_num_threads
 
 INDEX_DTYPE = np.dtype(np.int64)
+
+
+# No array may hold more elements than this: NumPy's own limit on bytes (intp) for 8-byte items,
+# which also keeps every flat position the kernels compute within int64.
+MAX_ELEMENTS = np.iinfo(np.intp).max // 8
+
+
+def check_allocatable(shape, name: str, value) -> None:
+    """Refuse a result shape that no array can have, naming the parameter that set it (NumPy
+    would say "array is too big", and flat positions would overflow before that)."""
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise ValueError(f"{name}={tuple(value)!r} gives a result of shape {tuple(shape)}, more "
+                         f"than the {MAX_ELEMENTS} elements an array can hold")
 
 
 def check_bool(value, name: str) -> bool:
@@ -24,6 +39,24 @@ def kernel_input(x: np.ndarray, compute_dtype) -> np.ndarray:
     if x.dtype != compute_dtype or not element_strides_ok(x):
         return x.astype(compute_dtype)
     return x
+
+
+def refuse_out_overlap(out: object, *inputs: object) -> None:
+    """Refuse an `out` (an array, or a pair) that overlaps any input as the user passed it.
+
+    Called first, on the raw arguments: result_arrays checks `out` against the arrays the
+    kernels read, which are copies where an input had to be converted (a byte-swapped x or
+    grad_output, int32 indices made int64), so an out sharing memory with the original would
+    pass that check and the call would write into its own input."""
+    if out is None:
+        return
+    pair = isinstance(out, (tuple, list))
+    outs: tuple[object, ...] = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+    for i, o in enumerate(outs):
+        if isinstance(o, np.ndarray):
+            for arr in inputs:
+                if isinstance(arr, np.ndarray) and _overlaps(o, arr):
+                    raise ValueError(f"{f'out[{i}]' if pair else 'out'} overlaps an input array")
 
 
 def result_arrays(x, out, shapes_dtypes, names, others=(), *, pair="(values, indices) when return_indices=True"):

@@ -13,13 +13,20 @@ from cypool._errors import ParameterTypeError
 PARALLEL_MIN_BYTES = 1 << 18
 
 
+# More threads than any machine runs: OpenMP would try to create them all (and abort when it
+# cannot), and a C int holds the count.
+MAX_THREADS = 1 << 12
+
+
 def check_num_threads(num_threads) -> int | None:
     if num_threads is None:
         return None
     if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, (bool, np.bool_)):
         raise ParameterTypeError(f"num_threads must be None or an int >= 1, got num_threads={num_threads!r}")
-    if num_threads < 1:
-        raise ValueError(f"num_threads must be None or an int >= 1, got num_threads={num_threads!r}")
+    if not 1 <= num_threads <= MAX_THREADS:
+        raise ValueError(
+            f"num_threads must be None or an int in [1, {MAX_THREADS}], got num_threads={num_threads!r}"
+        )
     return int(num_threads)
 
 

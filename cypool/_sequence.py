@@ -14,7 +14,14 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cypool._call import INDEX_DTYPE, check_bool, copy_back, kernel_input, result_arrays
+from cypool._call import (
+    INDEX_DTYPE,
+    check_bool,
+    copy_back,
+    kernel_input,
+    refuse_out_overlap,
+    result_arrays,
+)
 from cypool._dtypes import FLOAT_DTYPES, as_array, order_compute_dtype
 from cypool._kernels import window as _kernels
 from cypool._layout import element_strides_ok
@@ -101,6 +108,7 @@ def sequence_pool(h: ArrayLike, mask: ArrayLike | None = None, mode: str = "mean
     >>> cypool.sequence_pool(h, lengths=np.array([2]), mode="last")
     array([[4., 5., 6., 7.]], dtype=float32)
     """
+    refuse_out_overlap(out, h, mask, lengths, scores)
     h = token_array(h, "h")
     mode = check_mode(mode, SEQUENCE_MODES, "sequence_pool")
     return_indices = check_bool(return_indices, "return_indices")
@@ -174,6 +182,7 @@ def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = "mean", *,
            [ 0.],
            [10.]])
     """
+    refuse_out_overlap(out, values, offsets, scores)
     values = token_array(values, "values", exact_ndim=True)
     mode = check_mode(mode, SEGMENT_MODES, "segment_pool")
     return_indices = check_bool(return_indices, "return_indices")

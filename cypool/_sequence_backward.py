@@ -16,7 +16,14 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cypool._call import INDEX_DTYPE, check_grad_output, copy_back, kernel_input, result_arrays
+from cypool._call import (
+    INDEX_DTYPE,
+    check_grad_output,
+    copy_back,
+    kernel_input,
+    refuse_out_overlap,
+    result_arrays,
+)
 from cypool._dtypes import order_compute_dtype
 from cypool._kernels import window as _kernels
 from cypool._parallel import check_num_threads, resolve_num_threads
@@ -105,6 +112,7 @@ def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike
             [0.5, 0.5],
             [0. , 0. ]]])
     """
+    refuse_out_overlap(out, grad_output, h, mask, lengths, scores, indices)
     h = token_array(h, "h")
     mode = check_mode(mode, SEQUENCE_MODES, "sequence_pool_backward")
     check_indices_mode(mode, indices is not None, "indices")
@@ -181,6 +189,7 @@ def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: Ar
            [1.],
            [2.]])
     """
+    refuse_out_overlap(out, grad_output, values, offsets, scores, indices)
     values = token_array(values, "values", exact_ndim=True)
     mode = check_mode(mode, SEGMENT_MODES, "segment_pool_backward")
     check_indices_mode(mode, indices is not None, "indices")

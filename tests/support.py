@@ -348,3 +348,15 @@ def to_layout(a, channels_last):
 def layout_axes(rank, channels_last):
     """The spatial axes of ``to_layout``'s result for ``rank`` spatial dims."""
     return tuple(range(1, rank + 1)) if channels_last else tuple(range(2, rank + 2))
+
+
+def arrays_in(obj):
+    """Every ndarray in ``obj`` (call arguments, nested in tuples / lists / dicts)."""
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            yield from arrays_in(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from arrays_in(o)

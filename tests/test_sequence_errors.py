@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import cypool
-from support import assert_message
+from support import arrays_in, assert_message
 
 B, T, D = 2, 5, 3
 N = 7
@@ -478,18 +478,6 @@ assert len(set(IDS)) == len(IDS), [i for i in IDS if IDS.count(i) > 1]
 # ============================================================================== the tests
 
 
-def _arrays(obj):
-    """Every ndarray in ``obj`` (arguments, nested in tuples / lists / dicts)."""
-    if isinstance(obj, np.ndarray):
-        yield obj
-    elif isinstance(obj, (tuple, list)):
-        for o in obj:
-            yield from _arrays(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _arrays(o)
-
-
 @pytest.mark.parametrize("c", CASES, ids=IDS)
 def test_error(c):
     with pytest.raises(c.exc) as excinfo:
@@ -499,7 +487,7 @@ def test_error(c):
 
 @pytest.mark.parametrize("c", CASES, ids=IDS)
 def test_failing_call_modifies_nothing(c):
-    args = list(_arrays((c.args, c.kwargs)))
+    args = list(arrays_in((c.args, c.kwargs)))
     before = [(a.copy(), a.flags.writeable) for a in args]
     with pytest.raises(c.exc):
         c()

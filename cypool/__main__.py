@@ -1,4 +1,4 @@
-"""Command line: `python -m cypool info` and `python -m cypool bench [--quick]`."""
+"""Command line: `python -m cypool info` and `python -m cypool bench [--quick] [--dask]`."""
 
 from __future__ import annotations
 
@@ -12,13 +12,21 @@ def main(argv=None) -> int:
     commands.add_parser("info", help="version, OpenMP, threads, dtypes and compiler of this build")
     bench = commands.add_parser("bench", help="time the kernels against NumPy, PyTorch and the roofline")
     bench.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
-    bench.add_argument("--threads", type=int, default=None, help="threads for cypool and torch")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="threads for cypool and torch (with --dask: dask's threads, default 2)")
+    bench.add_argument("--dask", action="store_true",
+                       help="cypool.dask on an on-disk zarr array against merely reading it "
+                            "(needs dask and zarr)")
     args = parser.parse_args(argv)
     if args.command == "info":
         from cypool._info import format_info
 
         print(format_info())
         return 0
+    if args.dask:
+        from cypool._bench_dask import run as run_dask
+
+        return run_dask(quick=args.quick, threads=args.threads)
     from cypool._bench import run
 
     return run(quick=args.quick, threads=args.threads)

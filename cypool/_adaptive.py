@@ -20,6 +20,7 @@ from cypool._call import (
     INDEX_DTYPE,
     check_bool,
     kernel_input,
+    refuse_out_overlap,
     result_arrays,
     run_folded,
 )
@@ -90,6 +91,7 @@ def adaptive_avg_pool(
     >>> cypool.adaptive_avg_pool(np.arange(5.), 3, axes=0)
     array([0.5, 2. , 3.5])
     """
+    refuse_out_overlap(out, x)
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = adaptive_geometry(x.shape, output_size, axes)
     check_num_threads(num_threads)
@@ -180,6 +182,7 @@ def adaptive_max_pool(
     >>> values, indices
     (array([3., 4., 5.]), array([0, 2, 4]))
     """
+    refuse_out_overlap(out, x)
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = adaptive_geometry(x.shape, output_size, axes)
     return_indices = check_bool(return_indices, "return_indices")
@@ -210,10 +213,15 @@ class _GlobalCall:
     shown in the user's shape; both differ only by size-1 axes, so each is a view of the other.
     """
 
-    def __init__(self, x: ArrayLike, axes: int | Sequence[int] | None, keepdims: bool) -> None:
+    def __init__(self, x: ArrayLike, axes: int | Sequence[int] | None, keepdims: bool,
+                 source: str = "x") -> None:
         self.x = as_array(x, "x", ORDER_DTYPES)
-        self.reduced = global_axes(self.x.ndim, axes)
+        self.reduced = global_axes(self.x.ndim, axes, source)
         self.keepdims = check_bool(keepdims, "keepdims")
+        empty = [a for a in self.reduced if self.x.shape[a] == 0]
+        if empty:
+            raise ValueError(f"{source} has shape {self.x.shape}: global pooling needs non-empty "
+                             f"reduced axes, got size 0 on axis {empty[0]}")
         self.folded, self.folded_axes = merge_reduced_axes(self.x, self.reduced)
         self.geometry = adaptive_geometry(self.folded.shape, (1,) * len(self.folded_axes),
                                           self.folded_axes)
@@ -284,6 +292,7 @@ def global_avg_pool(
     >>> cypool.global_avg_pool(x, keepdims=True).shape
     (1, 2, 1, 1)
     """
+    refuse_out_overlap(out, x)
     call = _GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
     compute, result = average_dtypes(call.x.dtype)
@@ -379,6 +388,7 @@ def global_max_pool(
     >>> indices
     array([[2, 1]])
     """
+    refuse_out_overlap(out, x)
     call = _GlobalCall(x, axes, keepdims)
     return_indices = check_bool(return_indices, "return_indices")
     check_num_threads(num_threads)
@@ -408,3 +418,17 @@ def global_max_pool(
     run_folded(_window_kernels.global_max, call.folded_axes, [xk], [values], [compute],
                num_threads, None)
     return call.to_user(values) if user_out is None else user_out
+
+
+def global_partial_sums(
+    x: NDArray[Any], axes: tuple[int, ...], num_threads: int | None
+) -> NDArray[np.float64]:
+    """float64 sums of x over `axes`, kept as size-1 axes: the partial sums that chunked
+    global average pooling (cypool.dask) combines, with no rounding to x's dtype between."""
+    call = _GlobalCall(x, axes, keepdims=True)
+    compute, _ = average_dtypes(call.x.dtype)
+    xk = kernel_input(call.folded, compute)
+    sums = np.empty(call.geometry.out_shape, np.float64)
+    run_folded(_window_kernels.global_sum, call.folded_axes, [xk], [sums], [sums.dtype],
+               num_threads, 1.0)
+    return call.to_user(sums)

@@ -12,6 +12,7 @@ The kernels only ever see the per-axis tables this module builds:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ def _ceil_div(a, b):
 
 
 def normalize_axes(axes, ndim: int, default_count: int | None, name: str = "axes",
-                   max_count: int = MAX_POOLED_AXES) -> tuple[int, ...]:
+                   max_count: int = MAX_POOLED_AXES, source: str = "x") -> tuple[int, ...]:
     """Pooled axes as given (order kept), made non-negative and checked: 1 to max_count
-    distinct axes. ``axes=None`` means the last ``default_count`` axes.
+    distinct axes. ``axes=None`` means the last ``default_count`` axes. ``source`` names the
+    parameter the shape comes from in messages (x, or input_shape for the backward ops).
     """
     if axes is None:
         if default_count is None:
@@ -43,7 +45,8 @@ def normalize_axes(axes, ndim: int, default_count: int | None, name: str = "axes
         axes = tuple(range(ndim - default_count, ndim))
         if axes and axes[0] < 0:
             raise ValueError(
-                f"x has {ndim} dimensions, fewer than the {default_count} pooled axes requested"
+                f"{source} has {ndim} dimensions, fewer than the {default_count} pooled axes "
+                f"requested"
             )
         return axes
     if _is_int(axes):
@@ -62,7 +65,7 @@ def normalize_axes(axes, ndim: int, default_count: int | None, name: str = "axes
     return tuple(result)
 
 
-def _axes_for(per_axis_value, name: str, axes, ndim: int) -> tuple[int, ...]:
+def _axes_for(per_axis_value, name: str, axes, ndim: int, source: str = "x") -> tuple[int, ...]:
     """The pooled axes for a per-axis parameter: `axes`, or with axes=None the trailing
     len(per_axis_value) axes (so the value must then be a tuple of 1 to 3 entries)."""
     is_tuple = isinstance(per_axis_value, (tuple, list))
@@ -75,7 +78,7 @@ def _axes_for(per_axis_value, name: str, axes, ndim: int) -> tuple[int, ...]:
         raise ValueError(
             f"{name} must have 1 to {MAX_POOLED_AXES} entries, got {name}={tuple(per_axis_value)!r}"
         )
-    return normalize_axes(axes, ndim, len(per_axis_value) if is_tuple else None)
+    return normalize_axes(axes, ndim, len(per_axis_value) if is_tuple else None, source=source)
 
 
 def per_axis_ints(value, name: str, naxes: int, minimum: int) -> tuple[int, ...]:
@@ -149,9 +152,16 @@ class AxisGeometry:
     def extent(self) -> int:
         return self.dilation * (self.kernel - 1) + 1
 
-    def _tap_range(self, lo, hi):
-        """Per output position, the tap numbers [jlo, jhi) whose positions lie in [lo, hi)."""
-        start = np.arange(self.out, dtype=np.int64) * self.stride - self.pad_before
+    def __reduce__(self):
+        """Pickle the parameters alone: the tables are rebuilt where they are needed (every
+        cypool.dask task holds its axis's geometry but reads only its own rows)."""
+        return (type(self), dataclasses.astuple(self))
+
+    def _tap_range(self, lo, hi, first=0, stop=None):
+        """For output positions [first, stop) (default: all), the tap numbers [jlo, jhi) whose
+        positions lie in [lo, hi)."""
+        positions = np.arange(first, self.out if stop is None else stop, dtype=np.int64)
+        start = positions * self.stride - self.pad_before
         jlo = np.maximum(_ceil_div(lo - start, self.dilation), 0)
         jhi = np.minimum(_ceil_div(hi - start, self.dilation), self.kernel)
         return start, jlo, np.maximum(jhi, jlo)
@@ -171,19 +181,40 @@ class AxisGeometry:
         """int64 (out, 2): position of the first in-bounds tap, and the count of in-bounds taps."""
         return self._taps
 
+    def _count_bounds(self, count_include_pad: bool) -> tuple[int, int]:
+        if count_include_pad:
+            return -self.pad_before, self.size + self.pad_after
+        return 0, self.size
+
     @functools.cached_property
     def _counts(self) -> tuple[np.ndarray, np.ndarray]:
         counts = []
-        for lo, hi in ((0, self.size), (-self.pad_before, self.size + self.pad_after)):
-            _, jlo, jhi = self._tap_range(lo, hi)
+        for include in (False, True):
+            _, jlo, jhi = self._tap_range(*self._count_bounds(include))
             count = (jhi - jlo).astype(np.float64)
             count.flags.writeable = False
             counts.append(count)
         return counts[0], counts[1]
 
-    def tap_count(self, count_include_pad: bool) -> np.ndarray:
-        """float64 (out,): taps inside the padded extent, or inside the input."""
-        return self._counts[1 if count_include_pad else 0]
+    def tap_count(self, count_include_pad: bool, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """float64 (out,): taps inside the padded extent, or inside the input; with `rows`
+        (first, stop), only those output positions' counts, computed for them alone."""
+        if rows is None:
+            return self._counts[1 if count_include_pad else 0]
+        _, jlo, jhi = self._tap_range(*self._count_bounds(count_include_pad), *rows)
+        return (jhi - jlo).astype(np.float64)
+
+    def block(self, first: int, stop: int, lo: int, size: int) -> AxisGeometry:
+        """The geometry of outputs [first, stop) computed from the input slice [lo, lo + size).
+
+        Chunked pooling (cypool.dask) runs each chunk through the ordinary kernels with this
+        geometry: its windows are this axis's windows shifted by -lo, so its taps are rows
+        [first, stop) of taps() shifted by -lo, provided the slice holds every in-bounds tap of
+        those windows. Its divisors are not derived from it: the padded extent is a property of
+        the whole axis, so callers use tap_count(..., rows=(first, stop)) instead.
+        """
+        return AxisGeometry(size, self.kernel, self.stride, self.dilation,
+                            lo + self.pad_before - first * self.stride, 0, stop - first)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -260,22 +291,29 @@ class WindowGeometry:
             [(g.kernel, g.stride, g.dilation, g.pad_before) for g in self.padded()], dtype=np.int64
         )
 
-    def divisors(self, count_include_pad: bool, divisor_override) -> tuple[np.ndarray, ...]:
-        """Per-axis divisor factors; their product over an output position is its divisor."""
+    def divisors(self, count_include_pad: bool, divisor_override,
+                 rows: tuple[tuple[int, int] | None, ...] | None = None) -> tuple[np.ndarray, ...]:
+        """Per-axis divisor factors; their product over an output position is its divisor.
+        `rows`: per padded axis, the output positions (first, stop) wanted (None: all)."""
+        padded = self.padded()
+        rows = rows or (None,) * len(padded)
         if divisor_override is not None:
-            factors = [np.ones(g.out, dtype=np.float64) for g in self.padded()]
+            factors = [np.ones(g.out if r is None else r[1] - r[0], dtype=np.float64)
+                       for g, r in zip(padded, rows)]
             factors[0] = factors[0] * float(divisor_override)
             return tuple(factors)
-        return tuple(g.tap_count(count_include_pad) for g in self.padded())
+        return tuple(g.tap_count(count_include_pad, r) for g, r in zip(padded, rows))
 
     def covers(self) -> tuple[np.ndarray, ...]:
         """cover_table() of padded axes 0 and 1: (ptr0, outs0, ptr1, outs1) for the spread."""
         padded = self.padded()
         return cover_table(padded[0]) + cover_table(padded[1])
 
-    def inverse_divisors(self, count_include_pad: bool, divisor_override) -> tuple[np.ndarray, ...]:
+    def inverse_divisors(self, count_include_pad: bool, divisor_override,
+                         rows: tuple[tuple[int, int] | None, ...] | None = None
+                         ) -> tuple[np.ndarray, ...]:
         """1 / divisors(): kernels multiply, which vectorises where division would not."""
-        return tuple(1.0 / f for f in self.divisors(count_include_pad, divisor_override))
+        return tuple(1.0 / f for f in self.divisors(count_include_pad, divisor_override, rows))
 
 
 def window_geometry(
@@ -286,10 +324,12 @@ def window_geometry(
     dilation=1,
     axes=None,
     ceil_mode=False,
+    source="x",
 ) -> WindowGeometry:
-    """Check and resolve every window-pooling parameter against an input shape."""
+    """Check and resolve every window-pooling parameter against an input shape (the shape of
+    the parameter ``source``)."""
     shape = tuple(int(n) for n in shape)
-    given_axes = _axes_for(kernel_size, "kernel_size", axes, len(shape))
+    given_axes = _axes_for(kernel_size, "kernel_size", axes, len(shape), source)
     naxes = len(given_axes)
     kernel = per_axis_ints(kernel_size, "kernel_size", naxes, 1)
     strides = kernel if stride is None else per_axis_ints(stride, "stride", naxes, 1)
@@ -320,6 +360,8 @@ def check_divisor_override(divisor_override):
 
 
 def check_norm_type(norm_type) -> float:
+    if isinstance(norm_type, (str, bytes, bytearray)):  # float() would parse "2"
+        raise ParameterTypeError(f"norm_type must be a number, got norm_type={norm_type!r}")
     try:
         p = float(norm_type)
     except (TypeError, ValueError):
@@ -361,8 +403,10 @@ class AdaptiveAxis:
     def taps(self) -> np.ndarray:
         return self._taps
 
-    def tap_count(self, count_include_pad: bool = False) -> np.ndarray:
-        return self._taps[:, 1].astype(np.float64)
+    def tap_count(self, count_include_pad: bool = False,
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
+        counts = self._taps[:, 1] if rows is None else self._taps[rows[0]:rows[1], 1]
+        return counts.astype(np.float64)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -372,10 +416,16 @@ def adaptive_axis(size: int, out: int, axis: int) -> AdaptiveAxis:
     return AdaptiveAxis(size, out)
 
 
-def adaptive_geometry(shape, output_size, axes=None, name: str = "output_size") -> WindowGeometry:
-    """Check output_size (an int or a tuple; None entries keep that axis) against a shape."""
+def adaptive_geometry(shape, output_size, axes=None, name: str = "output_size",
+                      source: str = "x") -> WindowGeometry:
+    """Check output_size (an int or a tuple; None entries keep that axis) against a shape
+    (the shape of the parameter ``source``)."""
     shape = tuple(int(n) for n in shape)
-    given_axes = _axes_for(output_size, name, axes, len(shape))
+    given_axes = _axes_for(output_size, name, axes, len(shape), source)
+    for axis in given_axes:
+        if shape[axis] < 1:
+            raise ValueError(f"{source} has shape {shape}: adaptive pooling needs non-empty pooled "
+                             f"axes, got size {shape[axis]} on axis {axis}")
     count = len(output_size) if isinstance(output_size, (tuple, list)) else None
     if count is None:
         sizes = (output_size,) * len(given_axes)
@@ -399,13 +449,13 @@ def adaptive_geometry(shape, output_size, axes=None, name: str = "output_size") 
     return WindowGeometry(shape, tuple(given_axes[i] for i in order), per_axis)
 
 
-def global_axes(ndim: int, axes) -> tuple[int, ...]:
+def global_axes(ndim: int, axes, source: str = "x") -> tuple[int, ...]:
     """The reduced axes of global pooling, sorted: every axis after the first two by default."""
     if axes is None:
         if ndim < 3:
             raise ValueError(
-                f"global pooling with axes=None reduces the axes after (N, C): x needs >= 3 "
-                f"dimensions, got x.ndim={ndim}"
+                f"global pooling with axes=None reduces the axes after (N, C): {source} needs >= 3 "
+                f"dimensions, got {source} with {ndim}"
             )
         return tuple(range(2, ndim))
     return tuple(sorted(normalize_axes(axes, ndim, None, max_count=ndim)))

@@ -94,7 +94,7 @@ cdef inline order_t _line_top(const order_t* src, Py_ssize_t n, Py_ssize_t s, in
     return m
 
 
-cdef void _global_sum_item(const real_t* x, real_t* out, const GlobalPlan* p, Py_ssize_t k,
+cdef void _global_sum_item(const real_t* x, total_t* out, const GlobalPlan* p, Py_ssize_t k,
                            double scale, double* acc) noexcept nogil:
     cdef Py_ssize_t cb = k % p.nblocks, b = k // p.nblocks
     cdef Py_ssize_t c0 = cb * p.block, nc = min(p.block, p.inner - c0)
@@ -113,26 +113,27 @@ cdef void _global_sum_item(const real_t* x, real_t* out, const GlobalPlan* p, Py
                     _line_add(acc, row + q * p.xs3, nc, p.xs4, POWER_NONE, 1.0, first)
                     first = False
     if nc == 1:
-        out[b * p.os0 + c0 * p.os4] = <real_t>(total * scale)
+        out[b * p.os0 + c0 * p.os4] = <total_t>(total * scale)
     else:
         for c in range(nc):
-            out[b * p.os0 + (c0 + c) * p.os4] = <real_t>(acc[c] * scale)
+            out[b * p.os0 + (c0 + c) * p.os4] = <total_t>(acc[c] * scale)
 
 
 def global_sum(
     const real_t[:, :, :, :, :] x,
-    real_t[:, :, :, :, :] out,
+    total_t[:, :, :, :, :] out,
     double scale,
     int num_threads,
 ):
-    """out[b, 0, 0, 0, c] = scale * sum of x[b, :, :, :, c], summed in float64."""
+    """out[b, 0, 0, 0, c] = scale * sum of x[b, :, :, :, c], summed in float64 (out is x's
+    dtype, or float64 for partial sums)."""
     cdef GlobalPlan p = _global_plan(x.shape, x.strides, sizeof(real_t), out.strides,
-                                     sizeof(real_t), num_threads)
+                                     sizeof(total_t), num_threads)
     cdef Py_ssize_t k, b, stride = _scratch_stride(p.block * sizeof(double))
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef char* mine = NULL
     cdef const real_t* xp = &x[0, 0, 0, 0, 0]
-    cdef real_t* op = &out[0, 0, 0, 0, 0]
+    cdef total_t* op = &out[0, 0, 0, 0, 0]
     if scratch == NULL:
         raise MemoryError()
     try:

@@ -9,13 +9,20 @@ over the 5-d folded views of its input and results (``_call``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, cast, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cypool._call import INDEX_DTYPE, check_bool, kernel_input, result_arrays, run_kernel
+from cypool._call import (
+    INDEX_DTYPE,
+    check_bool,
+    kernel_input,
+    refuse_out_overlap,
+    result_arrays,
+    run_kernel,
+)
 from cypool._dtypes import ORDER_DTYPES, average_dtypes, as_array, order_compute_dtype
 from cypool._geometry import (
     WindowGeometry,
@@ -67,6 +74,22 @@ def avg_over(
     (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
     run_kernel(_window_kernels.avg_pool, geometry, xk, [values], [compute], num_threads,
                *inverse_divisors)
+    return values
+
+
+def lp_over(
+    x: NDArray[Any],
+    geometry: WindowGeometry,
+    p: float,
+    out: NDArray[Any] | None,
+    num_threads: int | None,
+) -> NDArray[Any]:
+    """p-norms of x over the windows of a checked geometry."""
+    compute, result = average_dtypes(x.dtype)
+    xk = kernel_input(x, compute)
+    values: NDArray[Any]
+    (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
+    run_kernel(_window_kernels.lp_pool, geometry, xk, [values], [compute], num_threads, p)
     return values
 
 
@@ -187,6 +210,7 @@ def max_pool(
     >>> cypool.max_pool(np.array([3, 1, 4, 1, 5, 9]), 2, axes=0)
     array([3, 4, 9])
     """
+    refuse_out_overlap(out, x)
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     return_indices = check_bool(return_indices, "return_indices")
@@ -254,6 +278,7 @@ def avg_pool(
     >>> cypool.avg_pool(np.array([1, 2, 3, 4]), 2, axes=0)
     array([1.5, 3.5])
     """
+    refuse_out_overlap(out, x)
     x = as_array(x, "x", ORDER_DTYPES)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     count_include_pad = check_bool(count_include_pad, "count_include_pad")
@@ -320,16 +345,12 @@ def lp_pool(
     array([[[[10., 18.],
              [42., 50.]]]])
     """
+    refuse_out_overlap(out, x)
     x = as_array(x, "x", ORDER_DTYPES)
     p = check_norm_type(norm_type)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     check_num_threads(num_threads)
-    compute, result = average_dtypes(x.dtype)
-    xk = kernel_input(x, compute)
-    values: NDArray[Any]
-    (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
-    run_kernel(_window_kernels.lp_pool, geometry, xk, [values], [compute], num_threads, p)
-    return values
+    return lp_over(x, geometry, p, out, num_threads)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -498,31 +519,35 @@ def _alias_doc(op: str, rank: int) -> str:
                              shape=shape, shape_cl=shape_cl, examples=_EXAMPLES[name], **details)
 
 
-def _max_alias(rank: int) -> MaxPoolNd:
+def _max_alias(rank: int, base: Callable[..., Any] = max_pool) -> MaxPoolNd:
+    """The rank-d max alias calling `base`: max_pool here, its twin in cypool.dask."""
+
     def pool(x: ArrayLike, kernel_size: int | Sequence[int],
              stride: int | Sequence[int] | None = None, padding: Padding = 0,
              dilation: int | Sequence[int] = 1, ceil_mode: bool = False,
              return_indices: bool = False, *, channels_last: bool = False,
              out: NDArray[Any] | ArrayPair | None = None,
              num_threads: int | None = None) -> NDArray[Any] | ArrayPair:
-        return max_pool(x, kernel_size, stride, padding, dilation,
-                        axes=_alias_axes(x, rank, channels_last), ceil_mode=ceil_mode,
-                        return_indices=return_indices, out=out, num_threads=num_threads)
+        return base(x, kernel_size, stride, padding, dilation,
+                    axes=_alias_axes(x, rank, channels_last), ceil_mode=ceil_mode,
+                    return_indices=return_indices, out=out, num_threads=num_threads)
 
     pool.__name__ = pool.__qualname__ = f"max_pool{rank}d"
     pool.__doc__ = _alias_doc("max", rank)
     return cast(MaxPoolNd, pool)
 
 
-def _avg_alias(rank: int) -> AvgPoolNd:
+def _avg_alias(rank: int, base: Callable[..., Any] = avg_pool) -> AvgPoolNd:
+    """The rank-d avg alias calling `base`: avg_pool here, its twin in cypool.dask."""
+
     def pool(x: ArrayLike, kernel_size: int | Sequence[int],
              stride: int | Sequence[int] | None = None, padding: Padding = 0,
              ceil_mode: bool = False, count_include_pad: bool = True,
              divisor_override: int | None = None, *, channels_last: bool = False,
              out: NDArray[Any] | None = None, num_threads: int | None = None) -> NDArray[Any]:
-        return avg_pool(x, kernel_size, stride, padding, axes=_alias_axes(x, rank, channels_last),
-                        ceil_mode=ceil_mode, count_include_pad=count_include_pad,
-                        divisor_override=divisor_override, out=out, num_threads=num_threads)
+        return base(x, kernel_size, stride, padding, axes=_alias_axes(x, rank, channels_last),
+                    ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                    divisor_override=divisor_override, out=out, num_threads=num_threads)
 
     pool.__name__ = pool.__qualname__ = f"avg_pool{rank}d"
     pool.__doc__ = _alias_doc("avg", rank)

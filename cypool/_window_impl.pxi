@@ -48,6 +48,11 @@ ctypedef fused real_t:
     float
     double
 
+# Where sums are stored: real_t for results, double for the partial sums of chunked (dask) pooling.
+ctypedef fused total_t:
+    float
+    double
+
 cdef enum:
     # Thread-local row buffers are kept within this many bytes (L1-sized: an L2-sized buffer
     # made channels-last avg 25% slower) by splitting axis 2 into chunks, and the inner axis into

@@ -115,6 +115,14 @@ class Row:
 ROWS = []
 
 
+def show(value):
+    """A value as a row id shows it: NumPy scalars with their type, so that ids stay distinct
+    under NumPy 1.x too (where repr(np.int64(0)) is '0', as for the int 0)."""
+    if isinstance(value, np.generic):
+        return f"np.{type(value).__name__}({value.item()!r})"
+    return repr(value)
+
+
 def row(id, call, exc, patterns):
     ROWS.append(Row(id, call, exc, patterns))
 
@@ -327,7 +335,7 @@ for _name in FUNCTIONS:
         row(f"{_name}-num_threads-{_n}", _spec.call(num_threads=_n), ValueError,
             [P("num_threads"), V_(_n)])
     for _n in [1.5, np.float64(1.0), "2", True]:
-        row(f"{_name}-num_threads-{_n!r}", _spec.call(num_threads=_n), TV,
+        row(f"{_name}-num_threads-{show(_n)}", _spec.call(num_threads=_n), TV,
             [P("num_threads"), re.escape(repr(_n))])
 
 # ============================================================================== all: out=
@@ -520,7 +528,7 @@ for _name in WINDOW:
         row(f"{_name}-axes-{_axes}", geo(_name, kernel_size=2, axes=_axes), ValueError,
             [P("axes")] + _pats)
     for _axes in [(2.0, 3), "23", (True,), 2.0]:
-        row(f"{_name}-axes-{_axes!r}", geo(_name, kernel_size=2, axes=_axes), TV,
+        row(f"{_name}-axes-{show(_axes)}", geo(_name, kernel_size=2, axes=_axes), TV,
             [P("axes"), re.escape(repr(_axes))])
     row(f"{_name}-axes-vs-kernel-tuple", geo(_name, kernel_size=(2, 2, 2), axes=(2, 3)),
         ValueError, [P("kernel_size"), S((2, 2, 2)), "one entry per pooled axis \\(2\\)"])
@@ -528,33 +536,33 @@ for _name in WINDOW:
         [P("stride"), S((1,))])
     # ceil_mode
     for _bad in [1, None, "yes"]:
-        row(f"{_name}-ceil_mode-{_bad!r}", geo(_name, ceil_mode=_bad), TV,
+        row(f"{_name}-ceil_mode-{show(_bad)}", geo(_name, ceil_mode=_bad), TV,
             [P("ceil_mode"), re.escape(repr(_bad))])
 
 # LP: norm_type a finite number > 0
 for _name in ["lp_pool", "lp_pool_backward"]:
     for _p in [0, 0.0, -1, -0.5, np.inf, -np.inf, np.nan, True, np.float32(0)]:
-        row(f"{_name}-norm_type-{_p!r}", SPECS[_name].call(norm_type=_p), ValueError,
+        row(f"{_name}-norm_type-{show(_p)}", SPECS[_name].call(norm_type=_p), ValueError,
             [P("norm_type"), re.escape(repr(_p))])
     for _p in ["2", b"2", None, 2j, [2]]:
-        row(f"{_name}-norm_type-{_p!r}", SPECS[_name].call(norm_type=_p), TV,
+        row(f"{_name}-norm_type-{show(_p)}", SPECS[_name].call(norm_type=_p), TV,
             [P("norm_type"), re.escape(repr(_p))])
 
 # avg: divisor_override a non-zero int (a negative one divides by it, as in PyTorch), and
 # count_include_pad a bool
 for _name in ["avg_pool", "avg_pool_backward", "avg_pool1d", "avg_pool2d", "avg_pool3d"]:
     for _d in [0, np.int64(0), 2.0, True, "2"]:
-        row(f"{_name}-divisor_override-{_d!r}", SPECS[_name].call(divisor_override=_d),
+        row(f"{_name}-divisor_override-{show(_d)}", SPECS[_name].call(divisor_override=_d),
             ValueError, [P("divisor_override"), re.escape(repr(_d))])
     for _c in [1, None]:
-        row(f"{_name}-count_include_pad-{_c!r}", SPECS[_name].call(count_include_pad=_c), TV,
+        row(f"{_name}-count_include_pad-{show(_c)}", SPECS[_name].call(count_include_pad=_c), TV,
             [P("count_include_pad"), re.escape(repr(_c))])
 
 # return_indices a bool
 for _name in ["max_pool", "max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool",
               "global_max_pool"]:
     for _r in [1, None, "yes"]:
-        row(f"{_name}-return_indices-{_r!r}", SPECS[_name].call(return_indices=_r), TV,
+        row(f"{_name}-return_indices-{show(_r)}", SPECS[_name].call(return_indices=_r), TV,
             [P("return_indices"), re.escape(repr(_r))])
 
 # ============================================================================== aliases
@@ -580,7 +588,7 @@ for _name, _rank in ALIASES.items():
         _spec.call(x=np.zeros((4,) * _rank, np.float32), channels_last=True), ValueError,
         [P("x"), f"at least {_rank + 1} dimensions", "channels_last"])
     for _c in [1, None]:
-        row(f"{_name}-channels_last-{_c!r}", _spec.call(channels_last=_c), TV,
+        row(f"{_name}-channels_last-{show(_c)}", _spec.call(channels_last=_c), TV,
             [P("channels_last"), re.escape(repr(_c))])
 
 # ============================================================================== window backward
@@ -607,7 +615,7 @@ row("avg_pool_backward-input_shape-fewer-dims", _AB.call(input_shape=(3, 8, 8)),
 row("avg_pool_backward-input_shape-zero-pooled", _AB.call(input_shape=(2, 3, 0, 8)),
     ValueError, [r"output size on axis 2 would be 0", "input size 0"])
 for _bad in [(2, 3, 8.0, 8), (2, 3, True, 8), "abc", 5, np.array(X.shape), None]:
-    row(f"avg_pool_backward-input_shape-{_bad!r}", _AB.call(input_shape=_bad), TV,
+    row(f"avg_pool_backward-input_shape-{show(_bad)}", _AB.call(input_shape=_bad), TV,
         [P("input_shape"), "tuple of ints"])
 
 # user indices: max_pool_backward, adaptive_max_pool_backward, global_max_pool_backward
@@ -639,7 +647,7 @@ row("max_unpool-output_size-four-axes-None",
     _MU.call(x=V[..., None], indices=IDX[..., None], output_size=(1, 1, 1, 4)),
     ValueError, [P("output_size"), "1 to 3", S((1, 1, 1, 4))])
 for _os in [8, None, (8.0, 8), (8, True), "88"]:
-    row(f"max_unpool-output_size-{_os!r}", _MU.call(output_size=_os, axes=(2, 3)), TV,
+    row(f"max_unpool-output_size-{show(_os)}", _MU.call(output_size=_os, axes=(2, 3)), TV,
         [P("output_size"), re.escape(repr(_os))])
 for _os, _bad in [((4, 4), 63), ((8, 7), 63), ((3, 5), 15)]:
     _idx = np.zeros(IDX.shape, np.int64)
@@ -686,7 +694,7 @@ for _name in ADAPTIVE:
         row(f"{_name}-output_size-{len(_os)}-entries", _spec.call(output_size=_os), ValueError,
             [P("output_size"), "1 to 3", S(_os)])
     for _os in [(3.0, 2), (True, 2), (3, "2")]:
-        row(f"{_name}-output_size-{_os!r}", _spec.call(output_size=_os), TV,
+        row(f"{_name}-output_size-{show(_os)}", _spec.call(output_size=_os), TV,
             [P("output_size"), re.escape(repr(_os))])
     for _axes, _pats in [((4, 3), [V_(4), "out of range"]), ((-5, 3), [V_(-5)]),
                          ((2, -2), ["distinct"]), ((0, 1, 2, 3), ["1 to 3"])]:
@@ -726,7 +734,7 @@ for _shape in [(2, 3, -8, 8), (-2, 3, 8, 8)]:
     row(f"adaptive_avg_pool_backward-input_shape-negative-{_shape}",
         _AAB.call(input_shape=_shape), ValueError, [P("input_shape"), S(_shape)])
 for _bad in [(2, 3, 8.0, 8), "abc", 5, None]:
-    row(f"adaptive_avg_pool_backward-input_shape-{_bad!r}", _AAB.call(input_shape=_bad), TV,
+    row(f"adaptive_avg_pool_backward-input_shape-{show(_bad)}", _AAB.call(input_shape=_bad), TV,
         [P("input_shape"), "tuple of ints"])
 for _axes, _pats in [((4,), [V_(4), "out of range"]), ((2, 2), ["distinct"]),
                      ((0, 1, 2, 3), ["1 to 3"])]:
@@ -744,10 +752,10 @@ for _name in GLOBAL:
                          ((0, 1, 2, 3, 3), ["1 to 4"])]:
         row(f"{_name}-axes-{_axes}", _spec.call(axes=_axes), ValueError, [P("axes")] + _pats)
     for _axes in [(2.0,), "23", (None,)]:
-        row(f"{_name}-axes-{_axes!r}", _spec.call(axes=_axes), TV,
+        row(f"{_name}-axes-{show(_axes)}", _spec.call(axes=_axes), TV,
             [P("axes"), re.escape(repr(_axes))])
     for _k in [1, None]:
-        row(f"{_name}-keepdims-{_k!r}", _spec.call(keepdims=_k), TV,
+        row(f"{_name}-keepdims-{show(_k)}", _spec.call(keepdims=_k), TV,
             [P("keepdims"), re.escape(repr(_k))])
     _src = "input_shape" if _name == "global_avg_pool_backward" else "x"
     _x2, _x0 = np.zeros((2, 3), np.float32), np.zeros((2, 3, 0, 8), np.float32)
@@ -773,7 +781,7 @@ for _shape in [(2, 3, -8, 8), (2, -3, 8, 8)]:
 row("global_avg_pool_backward-input_shape-mismatch", _GAB.call(input_shape=(2, 4, 8, 8)),
     ValueError, [P("grad_output"), S(GG.shape), S((2, 4))])
 for _bad in [(2, 3, 8.0, 8), "abc", 5, None]:
-    row(f"global_avg_pool_backward-input_shape-{_bad!r}", _GAB.call(input_shape=_bad), TV,
+    row(f"global_avg_pool_backward-input_shape-{show(_bad)}", _GAB.call(input_shape=_bad), TV,
         [P("input_shape"), "tuple of ints"])
 
 # ============================================================================== sequence, segment
@@ -832,7 +840,7 @@ for _name in SEQ:
         [P("mask"), P("lengths"), "not both"])
     # mode
     for _mode in ["median", "MEAN", "", "lasttoken", "first", None, 1]:
-        row(f"{_name}-mode-{_mode!r}", seq(_name, mode=_mode), ValueError,
+        row(f"{_name}-mode-{show(_mode)}", seq(_name, mode=_mode), ValueError,
             [P("mode"), re.escape(repr(_mode))])
     # cls needs a token at position 0
     row(f"{_name}-cls-no-tokens", seq(_name, h=np.zeros((B, 0, D), np.float32), mode="cls"),
@@ -869,9 +877,9 @@ for _mode in [m for m in SEG_MODES if m not in ("max", "min")]:
         seg("segment_pool_backward", mode=_mode, indices=VIDX, **_kw), ValueError,
         [P("indices"), re.escape(repr(_mode))])
 for _r in [1, None, "yes"]:
-    row(f"sequence_pool-return_indices-{_r!r}", seq("sequence_pool", mode="max", return_indices=_r),
+    row(f"sequence_pool-return_indices-{show(_r)}", seq("sequence_pool", mode="max", return_indices=_r),
         TV, [P("return_indices"), re.escape(repr(_r))])
-    row(f"segment_pool-return_indices-{_r!r}", seg("segment_pool", mode="max", return_indices=_r),
+    row(f"segment_pool-return_indices-{show(_r)}", seg("segment_pool", mode="max", return_indices=_r),
         TV, [P("return_indices"), re.escape(repr(_r))])
 
 # sequence_pool_backward's indices: (..., D), each -1 or a token in [0, T)
@@ -926,7 +934,7 @@ for _name in SEG:
         [P("offsets"), "float64"])
     # mode
     for _mode in ["median", "MEAN", "", "cls", "weighted_mean", None]:
-        row(f"{_name}-mode-{_mode!r}", seg(_name, mode=_mode), ValueError,
+        row(f"{_name}-mode-{show(_mode)}", seg(_name, mode=_mode), ValueError,
             [P("mode"), re.escape(repr(_mode))])
     # scores
     row(f"{_name}-scores-missing", seg(_name, mode="attention"), ValueError,

@@ -90,3 +90,11 @@ def test_ties_and_nan_pick_the_first_position_across_chunks():
     ties = np.array([[[1, 5, 2, 5, 5]]], np.int8)
     _, indices = cd.global_max_pool(da.from_array(ties, chunks=1), return_indices=True)
     assert indices.compute()[0, 0] == 1
+
+
+def test_empty_chunks_of_reduced_axes_are_skipped():
+    x = np.arange(24.0).reshape(1, 2, 12)
+    dx = da.from_array(x, chunks=((1,), (2,), (5, 0, 7, 0)))
+    np.testing.assert_array_equal(cd.global_avg_pool(dx).compute(), cypool.global_avg_pool(x))
+    values, indices = cd.global_max_pool(dx, return_indices=True)
+    np.testing.assert_array_equal(indices.compute(), [[11, 11]])

@@ -151,6 +151,14 @@ def test_non_native_byte_order_and_numpy_input():
     np.testing.assert_array_equal(cd.avg_pool(x, (2, 2)).compute(), cypool.avg_pool(x, (2, 2)))
 
 
+def test_empty_chunks_are_merged():
+    x = np.arange(24.0).reshape(2, 12)
+    dx = da.from_array(x, chunks=((1, 0, 1), (5, 0, 7, 0)))
+    np.testing.assert_array_equal(cd.max_pool(dx, 3, 2, 1, axes=1).compute(),
+                                  cypool.max_pool(x, 3, 2, 1, axes=1))
+    np.testing.assert_array_equal(cd.avg_pool(dx, 2, axes=1).compute(), cypool.avg_pool(x, 2, axes=1))
+
+
 def test_empty_batches_give_empty_results():
     x = np.zeros((0, 3, 8, 8), np.float32)
     dx = da.from_array(x)

@@ -18,23 +18,23 @@ import dask.array as da
 import numpy as np
 
 from cypool._adaptive import global_max_pool as _global_max_in_memory
-from cypool._adaptive import global_partial_sums
+from cypool._adaptive import _GlobalCall, global_partial_sums
 from cypool._call import check_bool
 from cypool._dtypes import ORDER_DTYPES, as_array, average_dtypes
-from cypool._geometry import global_axes
 from cypool.dask._args import as_dask_array, check_no_out, chunk_threads
 from cypool.dask._blocks import as_records, global_flat_indices, record_dtype
 
 
 def _checked(x: Any, axes: int | Sequence[int] | None, keepdims: bool,
              num_threads: int | None) -> tuple[da.Array, np.dtype[Any], tuple[int, ...], bool, int]:
+    """The in-memory checks, run on a zero-stride probe of x's shape and dtype."""
     arr = as_dask_array(x)
-    dtype = as_array(np.empty(0, arr.dtype), "x", ORDER_DTYPES).dtype
-    reduced = global_axes(arr.ndim, axes)
-    for a in reduced:
-        if arr.shape[a] == 0:
-            raise ValueError(f"global pooling needs non-empty reduced axes, got size 0 on axis {a}")
-    return arr, dtype, reduced, check_bool(keepdims, "keepdims"), chunk_threads(num_threads)
+    call = _GlobalCall(np.broadcast_to(np.zeros((), arr.dtype), arr.shape), axes, keepdims)
+    # Empty chunks of a reduced axis have no sum or max to give: merge them into their neighbours.
+    empty = {a: tuple(n for n in arr.chunks[a] if n) for a in call.reduced if 0 in arr.chunks[a]}
+    if empty:
+        arr = arr.rechunk(empty)
+    return arr, call.x.dtype, call.reduced, call.keepdims, chunk_threads(num_threads)
 
 
 def global_avg_pool(

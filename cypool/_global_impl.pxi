@@ -94,6 +94,26 @@ cdef inline order_t _line_top(const order_t* src, Py_ssize_t n, Py_ssize_t s, in
     return m
 
 
+cdef inline bint _line_max_triple(order_t* dst, const order_t* a, const order_t* b,
+                                  const order_t* c, Py_ssize_t n) noexcept nogil:
+    """dst[i] = max(dst[i], a[i], b[i], c[i]) for contiguous lines, one pass over dst; returns
+    whether a NaN was read (plain compares lose NaN, so the caller then redoes exactly)."""
+    cdef Py_ssize_t i
+    cdef order_t u, v, w, m
+    cdef int nan = 0
+    for i in range(n):
+        u = a[i]
+        v = b[i]
+        w = c[i]
+        m = dst[i]
+        m = u if u > m else m
+        m = v if v > m else m
+        dst[i] = w if w > m else m
+        if order_t is float or order_t is double:
+            nan = nan | (u != u) | (v != v) | (w != w)
+    return nan
+
+
 cdef void _global_sum_item(const real_t* x, total_t* out, const GlobalPlan* p, Py_ssize_t k,
                            double scale, double* acc) noexcept nogil:
     cdef Py_ssize_t cb = k % p.nblocks, b = k // p.nblocks
@@ -108,15 +128,41 @@ cdef void _global_sum_item(const real_t* x, total_t* out, const GlobalPlan* p, P
             row = base + a * p.xs1 + e * p.xs2
             if nc == 1:
                 total += _line_total(row, p.r2, p.xs3)
-            else:
-                for q in range(p.r2):
-                    _line_add(acc, row + q * p.xs3, nc, p.xs4, POWER_NONE, 1.0, first)
+                continue
+            q = 0
+            if p.xs4 == 1:
+                # Contiguous channels: three positions per pass over the accumulators, which
+                # otherwise cost a load and a store for every value added.
+                while q + 3 <= p.r2:
+                    _line_add_triple(acc, row + q * p.xs3, row + (q + 1) * p.xs3,
+                                     row + (q + 2) * p.xs3, nc, first)
                     first = False
+                    q += 3
+            while q < p.r2:
+                _line_add(acc, row + q * p.xs3, nc, p.xs4, POWER_NONE, 1.0, first)
+                first = False
+                q += 1
     if nc == 1:
         out[b * p.os0 + c0 * p.os4] = <total_t>(total * scale)
     else:
         for c in range(nc):
             out[b * p.os0 + (c0 + c) * p.os4] = <total_t>(acc[c] * scale)
+
+
+cdef void _global_sum_rows(const real_t* x, total_t* out, const GlobalPlan* p, Py_ssize_t b0,
+                           Py_ssize_t b1, double scale) noexcept nogil:
+    """Channels-first items (inner == 1): the totals of outer indices [b0, b1) in one loop, the
+    same sums as _global_sum_item's, without decoding an item per small region."""
+    cdef Py_ssize_t b, a, e
+    cdef const real_t* base
+    cdef double total
+    for b in range(b0, b1):
+        base = x + b * p.xs0
+        total = 0.0
+        for a in range(p.r0):
+            for e in range(p.r1):
+                total += _line_total(base + a * p.xs1 + e * p.xs2, p.r2, p.xs3)
+        out[b * p.os0] = <total_t>(total * scale)
 
 
 def global_sum(
@@ -129,7 +175,7 @@ def global_sum(
     dtype, or float64 for partial sums)."""
     cdef GlobalPlan p = _global_plan(x.shape, x.strides, sizeof(real_t), out.strides,
                                      sizeof(total_t), num_threads)
-    cdef Py_ssize_t k, b, stride = _scratch_stride(p.block * sizeof(double))
+    cdef Py_ssize_t k, stride = _scratch_stride(p.block * sizeof(double))
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef char* mine = NULL
     cdef const real_t* xp = &x[0, 0, 0, 0, 0]
@@ -141,8 +187,8 @@ def global_sum(
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
                 if p.rows > 1:
-                    for b in range(k * p.rows, min(p.outer, (k + 1) * p.rows)):
-                        _global_sum_item(xp, op, &p, b, scale, <double*>mine)
+                    _global_sum_rows(xp, op, &p, k * p.rows, min(p.outer, (k + 1) * p.rows),
+                                     scale)
                 else:
                     _global_sum_item(xp, op, &p, k, scale, <double*>mine)
     finally:
@@ -173,16 +219,24 @@ cdef void _global_max_item(const order_t* x, order_t* out, int64_t* idx, const G
             out[b * p.os0 + c0 * p.os4] = best[0]
             return
     elif idx == NULL:
-        # Values only: the vectorised plain max with a NaN flag, exact redo when it is raised.
+        # Values only: the vectorised plain max with a NaN flag, exact redo when it is raised;
+        # three contiguous lines per pass over `best` where the channels are contiguous.
         for a in range(p.r0):
             for e in range(p.r1):
-                for q in range(p.r2):
-                    src = base + a * p.xs1 + e * p.xs2 + q * p.xs3
-                    if first:
-                        nan |= _line_copy(best, src, nc, p.xs4)
-                        first = False
-                    else:
-                        nan |= _line_max(best, src, nc, p.xs4)
+                src = base + a * p.xs1 + e * p.xs2
+                q = 0
+                if first:
+                    nan |= _line_copy(best, src, nc, p.xs4)
+                    first = False
+                    q = 1
+                if p.xs4 == 1:
+                    while q + 3 <= p.r2:
+                        nan |= _line_max_triple(best, src + q * p.xs3, src + (q + 1) * p.xs3,
+                                                src + (q + 2) * p.xs3, nc)
+                        q += 3
+                while q < p.r2:
+                    nan |= _line_max(best, src + q * p.xs3, nc, p.xs4)
+                    q += 1
         if not nan:
             _line_store(out + b * p.os0 + c0 * p.os4, p.os4, best, nc)
             return
@@ -208,6 +262,50 @@ cdef void _global_max_item(const order_t* x, order_t* out, int64_t* idx, const G
         _line_store(idx + b * p.is0 + c0 * p.is4, p.is4, best_at, nc)
 
 
+cdef void _global_max_rows(const order_t* x, order_t* out, int64_t* idx, const GlobalPlan* p,
+                           Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Channels-first items (inner == 1): max (and flat argmax, when idx is not NULL) of the
+    regions of outer indices [b0, b1). Interleaved maxima per line find the max; a second scan
+    of the (cached) region finds its first position, or the first NaN when one was read: the
+    element _global_max_item's exact row-major scan would pick."""
+    cdef Py_ssize_t b, a, e, q, flat
+    cdef const order_t* base
+    cdef const order_t* src
+    cdef order_t v, best
+    cdef int nan
+    cdef bint first, found
+    for b in range(b0, b1):
+        base = x + b * p.xs0
+        nan = 0
+        first = True
+        for a in range(p.r0):
+            for e in range(p.r1):
+                v = _line_top(base + a * p.xs1 + e * p.xs2, p.r2, p.xs3, &nan)
+                if first or v > best:
+                    best = v
+                first = False
+        if idx != NULL or nan:
+            flat = 0
+            found = False
+            for a in range(p.r0):
+                for e in range(p.r1):
+                    src = base + a * p.xs1 + e * p.xs2
+                    for q in range(p.r2):
+                        v = src[q * p.xs3]
+                        if (v != v) if nan else (v == best):
+                            found = True
+                            break
+                    if found:
+                        break
+                    flat += p.r2
+                if found:
+                    break
+            best = v
+            if idx != NULL:
+                idx[b * p.is0] = flat + q
+        out[b * p.os0] = best
+
+
 def global_max(
     const order_t[:, :, :, :, :] x,
     order_t[:, :, :, :, :] out,
@@ -218,7 +316,7 @@ def global_max(
     position over (r0, r1, r2)."""
     cdef GlobalPlan p = _global_plan(x.shape, x.strides, sizeof(order_t), out.strides,
                                      sizeof(order_t), num_threads)
-    cdef Py_ssize_t k, b, best_bytes = _scratch_stride(p.block * sizeof(order_t))
+    cdef Py_ssize_t k, best_bytes = _scratch_stride(p.block * sizeof(order_t))
     cdef Py_ssize_t stride = best_bytes + _scratch_stride(p.block * sizeof(int64_t))
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef char* mine = NULL
@@ -235,9 +333,7 @@ def global_max(
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
                 if p.rows > 1:
-                    for b in range(k * p.rows, min(p.outer, (k + 1) * p.rows)):
-                        _global_max_item(xp, op, ip, &p, b, <order_t*>mine,
-                                         <int64_t*>(mine + best_bytes))
+                    _global_max_rows(xp, op, ip, &p, k * p.rows, min(p.outer, (k + 1) * p.rows))
                 else:
                     _global_max_item(xp, op, ip, &p, k, <order_t*>mine,
                                      <int64_t*>(mine + best_bytes))

@@ -69,6 +69,9 @@ def sequence_pool(
     threads = chunk_threads(num_threads)
     batch = h.shape[:-2]
     nb = len(batch)
+    if nb > len(_BATCH_LETTERS):
+        raise ValueError(f"h may have at most {len(_BATCH_LETTERS)} batch axes in cypool.dask, "
+                         f"got shape {h.shape}")
     extras = {"mask": mask, "lengths": lengths, "scores": scores}
     expected = {"mask": batch + h.shape[-2:-1], "lengths": batch, "scores": batch + h.shape[-2:-1]}
     arrays: dict[str, da.Array] = {}

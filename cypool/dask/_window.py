@@ -3,8 +3,8 @@
 The whole array's geometry is checked once, exactly as in memory. Each pooled axis is then
 rechunked to window-aligned boundaries (``_plan``), every chunk borrows its right halo from
 its neighbour (``dask.array.overlap``), and one task per chunk runs the ordinary kernels with
-that chunk's slice of the geometry. So every window is computed from the same taps, in the same
-order, with the same divisor as in memory: max is exact and avg/LP agree to the last bit.
+that chunk's slice of the geometry. So every window is computed from the same taps with the
+same divisor as in memory: max (and its indices) is exact, avg and LP agree to rounding.
 """
 
 # The helpers of _call and _geometry called here are not annotated yet:
@@ -133,7 +133,7 @@ def max_pool(
             return max_over(local, chunked.block(local, block_id), False, None, threads)
 
         return chunked.aligned(x).map_blocks(pool_max, chunks=chunked.out_chunks, dtype=dtype,
-                                       meta=np.empty((0,) * x.ndim, dtype))
+                                             meta=np.empty((0,) * x.ndim, dtype))
 
     def pool_max_indices(block: np.ndarray, block_id: tuple[int, ...]) -> np.ndarray:
         local = as_array(block, "x", ORDER_DTYPES)
@@ -142,8 +142,8 @@ def max_pool(
         return as_records(values, indices)
 
     pair = record_dtype(dtype)
-    records = chunked.aligned(x).map_blocks(pool_max_indices, chunks=chunked.out_chunks, dtype=pair,
-                                      meta=np.empty((0,) * x.ndim, pair))
+    records = chunked.aligned(x).map_blocks(pool_max_indices, chunks=chunked.out_chunks,
+                                            dtype=pair, meta=np.empty((0,) * x.ndim, pair))
     return records["values"], records["indices"]
 
 
@@ -182,6 +182,7 @@ def avg_pool(
     divisor_override = check_divisor_override(divisor_override)
     threads = chunk_threads(num_threads)
     chunked = _ChunkedWindows(x, geometry)
+
     def pool_avg(block: np.ndarray, block_id: tuple[int, ...]) -> np.ndarray:
         local = as_array(block, "x", ORDER_DTYPES)
         # The whole array's divisors of this chunk's windows, computed for them alone.
@@ -190,7 +191,7 @@ def avg_pool(
         return avg_over(local, chunked.block(local, block_id), inverse, None, threads)
 
     return chunked.aligned(x).map_blocks(pool_avg, chunks=chunked.out_chunks, dtype=result_dtype,
-                                   meta=np.empty((0,) * x.ndim, result_dtype))
+                                         meta=np.empty((0,) * x.ndim, result_dtype))
 
 
 def lp_pool(
@@ -231,4 +232,4 @@ def lp_pool(
         return lp_over(local, chunked.block(local, block_id), p, None, threads)
 
     return chunked.aligned(x).map_blocks(pool_lp, chunks=chunked.out_chunks, dtype=result_dtype,
-                                   meta=np.empty((0,) * x.ndim, result_dtype))
+                                         meta=np.empty((0,) * x.ndim, result_dtype))

@@ -360,3 +360,14 @@ def arrays_in(obj):
     elif isinstance(obj, dict):
         for o in obj.values():
             yield from arrays_in(o)
+
+
+def draw_chunks(draw, shape):
+    """A random dask chunking of ``shape`` (for ``st.composite`` strategies): 1 to 4 chunks of
+    random sizes per axis."""
+    chunks = []
+    for n in shape:
+        cuts = draw(st.lists(st.integers(1, max(1, n - 1)), max_size=3)) if n > 1 else []
+        cuts = sorted(set(cuts))
+        chunks.append(tuple(b - a for a, b in zip([0] + cuts, cuts + [n])) if n else (0,))
+    return tuple(chunks)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference import MAX_DTYPES
-from support import SETTINGS, examples, make_values, seeds
+from support import SETTINGS, draw_chunks, examples, make_values, seeds
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -16,7 +16,6 @@ dask = pytest.importorskip("dask")
 import cypool  # noqa: E402
 import cypool.dask as cd  # noqa: E402
 
-from test_dask_window import draw_chunks  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

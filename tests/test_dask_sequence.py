@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support import SETTINGS, examples, seeds
+from support import SETTINGS, draw_chunks, examples, seeds
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -14,7 +14,6 @@ dask = pytest.importorskip("dask")
 import cypool  # noqa: E402
 import cypool.dask as cd  # noqa: E402
 
-from test_dask_window import draw_chunks  # noqa: E402
 
 MODES = ["mean", "sum", "mean_sqrt_len", "weighted_mean", "max", "min", "cls", "last",
          "attention"]

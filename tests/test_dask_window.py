@@ -10,6 +10,7 @@ from reference import MAX_DTYPES
 from support import (
     SETTINGS,
     add_window_kwargs,
+    draw_chunks,
     draw_window,
     examples,
     geometry_or_none,
@@ -30,16 +31,6 @@ RTOL = {np.dtype("float16"): 1e-3, np.dtype("float32"): 1e-6}
 def _synchronous():
     with dask.config.set(scheduler="synchronous"):
         yield
-
-
-def draw_chunks(draw, shape):
-    """A random chunking: 1 to 4 chunks of random sizes per axis."""
-    chunks = []
-    for n in shape:
-        cuts = draw(st.lists(st.integers(1, max(1, n - 1)), max_size=3)) if n > 1 else []
-        cuts = sorted(set(cuts))
-        chunks.append(tuple(b - a for a, b in zip([0] + cuts, cuts + [n])) if n else (0,))
-    return tuple(chunks)
 
 
 @st.composite

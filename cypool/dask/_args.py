@@ -7,6 +7,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from cypool._dtypes import as_array
 from cypool._errors import ParameterTypeError
 from cypool._parallel import check_num_threads
 
@@ -19,6 +20,13 @@ def as_dask_array(x: Any, name: str = "x") -> da.Array:
             f"{name} has unknown chunk sizes (shape {arr.shape}); call compute_chunk_sizes() first"
         )
     return arr
+
+
+def checked_dtype(dtype: np.dtype[Any], name: str, supported: tuple[np.dtype[Any], ...]
+                  ) -> np.dtype[Any]:
+    """The dtype chunk tasks hand to the kernels: as_array's rules (supported dtypes, native
+    byte order), applied once to the dtype alone."""
+    return as_array(np.empty(0, dtype), name, supported).dtype
 
 
 def check_no_out(out: object) -> None:

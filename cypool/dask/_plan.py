@@ -11,6 +11,7 @@ geometry (``AxisGeometry.block``) puts it where the whole axis has it.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 from cypool._geometry import AxisGeometry
@@ -32,22 +33,25 @@ class AxisPlan:
 
     @functools.cached_property
     def in_starts(self) -> tuple[int, ...]:
-        starts = [0]
-        for n in self.in_chunks[:-1]:
-            starts.append(starts[-1] + n)
-        return tuple(starts)
+        return _starts(self.in_chunks)
 
     @functools.cached_property
     def out_starts(self) -> tuple[int, ...]:
-        starts = [0]
-        for n in self.out_chunks[:-1]:
-            starts.append(starts[-1] + n)
-        return tuple(starts)
+        return _starts(self.out_chunks)
+
+    def rows(self, j: int) -> tuple[int, int]:
+        """The output positions [first, stop) of chunk j."""
+        first = self.out_starts[j]
+        return first, first + self.out_chunks[j]
 
     def block(self, j: int, size: int) -> AxisGeometry:
         """The geometry of chunk j, whose data (halo included) has `size` elements."""
-        first = self.out_starts[j]
-        return self.geometry.block(first, first + self.out_chunks[j], self.in_starts[j], size)
+        return self.geometry.block(*self.rows(j), self.in_starts[j], size)
+
+
+def _starts(sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """Where each chunk of the given sizes starts."""
+    return (0,) + tuple(itertools.accumulate(sizes[:-1]))
 
 
 def plan_axis(geometry: AxisGeometry, chunks: tuple[int, ...]) -> AxisPlan:

@@ -15,10 +15,10 @@ import dask.array as da
 import numpy as np
 
 from cypool._call import check_bool
-from cypool._dtypes import FLOAT_DTYPES, as_array
+from cypool._dtypes import FLOAT_DTYPES
 from cypool._sequence import sequence_pool as _sequence_pool_in_memory
 from cypool._sequence_rows import SEQUENCE_MODES, check_mode
-from cypool.dask._args import as_dask_array, check_no_out, chunk_threads
+from cypool.dask._args import as_dask_array, check_no_out, checked_dtype, chunk_threads
 from cypool.dask._blocks import as_records, record_dtype
 
 _BATCH_LETTERS = "abcdefghijklmnopqrs"
@@ -61,7 +61,7 @@ def sequence_pool(
     """
     check_no_out(out)
     h = as_dask_array(h, "h")
-    dtype = as_array(np.empty(0, h.dtype), "h", FLOAT_DTYPES).dtype
+    dtype = checked_dtype(h.dtype, "h", FLOAT_DTYPES)
     if h.ndim < 2:
         raise ValueError(f"h must have shape (..., T, D), got shape {h.shape}")
     mode = check_mode(mode, SEQUENCE_MODES, "sequence_pool")

@@ -29,7 +29,7 @@ from cypool._geometry import (
 from cypool._typing import Padding
 from cypool._window import avg_over, lp_over, max_over
 from cypool.dask._blocks import as_records, global_flat_indices, record_dtype
-from cypool.dask._args import as_dask_array, check_no_out, chunk_threads
+from cypool.dask._args import as_dask_array, check_no_out, checked_dtype, chunk_threads
 from cypool.dask._plan import AxisPlan, plan_axis
 
 
@@ -72,11 +72,7 @@ class _ChunkedWindows:
         """The chunk's output positions (first, stop) on each padded pooled axis (None for the
         unit axes in front)."""
         unit: tuple[tuple[int, int] | None, ...] = (None,) * (3 - len(self.geometry.axes))
-        rows = []
-        for a in self.geometry.axes:
-            first = self.plans[a].out_starts[block_id[a]]
-            rows.append((first, first + self.plans[a].out_chunks[block_id[a]]))
-        return unit + tuple(rows)
+        return unit + tuple(self.plans[a].rows(block_id[a]) for a in self.geometry.axes)
 
     def global_indices(self, indices: np.ndarray, block: np.ndarray,
                        block_id: tuple[int, ...]) -> None:
@@ -86,11 +82,6 @@ class _ChunkedWindows:
         global_flat_indices(indices, tuple(block.shape[a] for a in axes),
                             tuple(self.plans[a].in_starts[block_id[a]] for a in axes),
                             tuple(self.geometry.shape[a] for a in axes))
-
-
-def _chunk_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype a chunk task hands to the kernels: as_array's native-byte-order rule."""
-    return as_array(np.empty(0, dtype), "x", ORDER_DTYPES).dtype
 
 
 def max_pool(
@@ -121,7 +112,7 @@ def max_pool(
     """
     check_no_out(out)
     x = as_dask_array(x)
-    dtype = _chunk_dtype(x.dtype)
+    dtype = checked_dtype(x.dtype, "x", ORDER_DTYPES)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     return_indices = check_bool(return_indices, "return_indices")
     threads = chunk_threads(num_threads)
@@ -176,7 +167,7 @@ def avg_pool(
     """
     check_no_out(out)
     x = as_dask_array(x)
-    _, result_dtype = average_dtypes(_chunk_dtype(x.dtype))
+    _, result_dtype = average_dtypes(checked_dtype(x.dtype, "x", ORDER_DTYPES))
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     count_include_pad = check_bool(count_include_pad, "count_include_pad")
     divisor_override = check_divisor_override(divisor_override)
@@ -221,7 +212,7 @@ def lp_pool(
     """
     check_no_out(out)
     x = as_dask_array(x)
-    _, result_dtype = average_dtypes(_chunk_dtype(x.dtype))
+    _, result_dtype = average_dtypes(checked_dtype(x.dtype, "x", ORDER_DTYPES))
     p = check_norm_type(norm_type)
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     threads = chunk_threads(num_threads)

@@ -23,6 +23,7 @@ from cypool._call import (
     check_allocatable,
     check_bool,
     check_grad_output,
+    kernel_input,
     refuse_out_overlap,
     result_arrays,
     run_folded,
@@ -43,7 +44,7 @@ from cypool._kernels import window as _kernels
 from cypool._layout import allocate_like, merge_trailing_axes
 from cypool._parallel import check_num_threads
 from cypool._typing import Padding
-from cypool._window import lp_pool, max_pool
+from cypool._window import lp_pool, max_over
 
 
 def _input_shape(input_shape: object) -> tuple[int, ...]:
@@ -186,12 +187,20 @@ def max_pool_backward(
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     check_num_threads(num_threads)
     g = check_grad_output(grad_output, geometry.out_shape)
-    if indices is None:
-        _, idx = max_pool(x, kernel_size, stride, padding, dilation, axes=axes,
-                          ceil_mode=ceil_mode, return_indices=True, num_threads=num_threads)
-    else:
+    if indices is not None:
         idx = check_indices(indices, geometry.out_shape, _plane(x.shape, geometry.axes))
-    return _scatter(g, idx, geometry.axes, x.shape, out, num_threads, x)
+        return _scatter(g, idx, geometry.axes, x.shape, out, num_threads, x)
+    compute = order_compute_dtype(g.dtype)
+    if order_compute_dtype(x.dtype) != compute:
+        # An x of another dtype than the gradient's: its argmax first, then the scatter.
+        _, idx = max_over(x, geometry, True, None, num_threads)
+        return _scatter(g, idx, geometry.axes, x.shape, out, num_threads, x)
+    grad_input: NDArray[Any]
+    (grad_input,) = result_arrays(x, out, [(x.shape, g.dtype)], ["out"], [g])
+    run_folded(_kernels.max_scatter_recomputed, geometry.axes,
+               [kernel_input(x, compute), kernel_input(g, compute)], [grad_input], [compute],
+               num_threads, *geometry.taps(), geometry.windows())
+    return grad_input
 
 
 def avg_pool_backward(

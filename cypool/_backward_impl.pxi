@@ -399,3 +399,91 @@ def scatter_set(
     with nogil:
         for k in prange(p.nitems, schedule="static", num_threads=num_threads):
             _scatter_set_item(xp, ip, op, &p, k)
+
+
+# ----------------------------------------------------------------------------------------------
+# Max backward without indices: the forward's argmax and the scatter in one pass
+
+def max_scatter_recomputed(
+    const real_t[:, :, :, :, :] x,
+    const real_t[:, :, :, :, :] grad_output,
+    real_t[:, :, :, :, :] grad_input,
+    const int64_t[:, ::1] taps0,
+    const int64_t[:, ::1] taps1,
+    const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows,
+    int num_threads,
+):
+    """scatter_add(grad_output, argmax of each window of x, grad_input) without materialising
+    the argmax: each scatter item (one pooled plane of one outer index and inner block) finds
+    its windows' argmax row by row with the forward's kernel into thread-local rows and adds
+    grad_output at once, in the same order as scatter_add, so the two agree bit for bit."""
+    cdef Plan p = _make_plan(x.shape, x.strides, sizeof(real_t), grad_output.shape,
+                             grad_output.strides, sizeof(real_t), taps0, taps1, taps2, windows,
+                             sizeof(real_t), num_threads)
+    cdef ScatterPlan q = _scatter_plan(grad_output.shape, grad_output.strides, sizeof(real_t),
+                                       grad_output.strides, grad_input.shape, grad_input.strides,
+                                       sizeof(double), num_threads)
+    cdef Py_ssize_t plane_bytes = _scratch_stride(q.plane * q.block * sizeof(double))
+    cdef Py_ssize_t argmax_bytes = _argmax_scratch_bytes(&p, sizeof(real_t))
+    cdef Py_ssize_t row_bytes = _scratch_stride(p.o2 * p.block * sizeof(int64_t))
+    cdef Py_ssize_t k, stride = plane_bytes + argmax_bytes + 2 * row_bytes
+    cdef char* scratch = <char*>malloc(stride * num_threads)
+    cdef char* mine = NULL
+    cdef ArgmaxScratch s
+    cdef const real_t* xp = &x[0, 0, 0, 0, 0]
+    cdef const real_t* gp = &grad_output[0, 0, 0, 0, 0]
+    cdef real_t* op = &grad_input[0, 0, 0, 0, 0]
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            mine = scratch + stride * omp_get_thread_num()
+            s = _argmax_scratch(&p, sizeof(real_t), mine + plane_bytes)
+            for k in prange(q.nitems, schedule="static"):
+                _recomputed_scatter_item(xp, gp, op, &p, &q, k, &s, <double*>mine,
+                                         <real_t*>(mine + plane_bytes + argmax_bytes),
+                                         <int64_t*>(mine + plane_bytes + argmax_bytes + row_bytes))
+    finally:
+        free(scratch)
+
+
+cdef inline void _scatter_line(double* plane, const int64_t* at, const real_t* g, Py_ssize_t n,
+                               Py_ssize_t gs) noexcept nogil:
+    """plane[at[i]] += g[i * gs] for i < n, in order."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        plane[at[i]] += <double>g[i * gs]
+
+
+cdef void _recomputed_scatter_item(const real_t* x, const real_t* g, real_t* gin, const Plan* p,
+                                   const ScatterPlan* q, Py_ssize_t k, const ArgmaxScratch* s,
+                                   double* plane, real_t* values, int64_t* at) noexcept nogil:
+    """Scatter item k of max_scatter_recomputed. values and at hold one output row's maxima
+    and argmaxes, (o2, p.block) each."""
+    cdef Py_ssize_t cb = k % q.nblocks, b = k // q.nblocks
+    cdef Py_ssize_t c0 = cb * q.block, nct = min(q.block, q.inner - c0)
+    cdef Py_ssize_t i0, i1, i2, ch, c, sub, nc, i
+    cdef const real_t* gv
+    cdef const int64_t* av
+    cdef Item it
+    for i in range(q.plane * nct):
+        plane[i] = 0.0
+    sub = c0
+    while sub < c0 + nct:
+        nc = min(p.block, c0 + nct - sub)
+        for i0 in range(p.o0):
+            for i1 in range(p.o1):
+                for ch in range(p.nchunks):
+                    it = _item_at(p, b, i0, i1, sub, nc, ch)
+                    _max_index_item(x, p, &it, s, values, nc, 1, at, nc, 1)
+                gv = g + b * q.vs0 + i0 * q.vs1 + i1 * q.vs2 + sub * q.vs4
+                if nct == 1:
+                    _scatter_line(plane, at, gv, p.o2, q.vs3)
+                    continue
+                for i2 in range(p.o2):
+                    av = at + i2 * nc
+                    for c in range(nc):
+                        plane[av[c] * nct + sub - c0 + c] += <double>gv[i2 * q.vs3 + c * q.vs4]
+        sub += nc
+    _store_plane(gin + b * q.os0 + c0 * q.os4, q, plane, nct)

@@ -56,40 +56,72 @@ cdef inline double _line_total(const real_t* src, Py_ssize_t n, Py_ssize_t s) no
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 
 
+cdef inline int32_t _float_key(int32_t bits) noexcept nogil:
+    """A float's bits as an int32 ordered like the floats: negative floats' magnitude bits
+    flipped. Its own inverse."""
+    return bits ^ ((bits >> 31) & 0x7fffffff)
+
+
+cdef inline int64_t _double_key(int64_t bits) noexcept nogil:
+    """_float_key for doubles."""
+    return bits ^ ((bits >> 63) & 0x7fffffffffffffffLL)
+
+
 cdef inline order_t _line_top(const order_t* src, Py_ssize_t n, Py_ssize_t s, int* nan) noexcept nogil:
-    """Max of src[i * s] (n >= 1) with eight interleaved plain maxima; sets *nan when a NaN
-    was read (the caller then redoes the line exactly)."""
-    cdef order_t acc[8]
+    """Max of src[i * s] (n >= 1); sets *nan when a NaN was read (the caller then redoes the
+    line exactly). Floats are reduced as ordered integer keys: gcc vectorises an integer max
+    reduction, not a float one (reordering float maxima is not exact for NaN and signed
+    zeros), and the two differ only there: NaN raises the flag, and a max of +-0 may come back
+    with the other sign, so callers redo a zero max too."""
+    cdef Py_ssize_t i
+    cdef const int32_t* b32
+    cdef const int64_t* b64
+    cdef int32_t k32, m32 = -2147483647 - 1
+    cdef int64_t k64, m64 = -9223372036854775807 - 1
     cdef order_t v, m
-    cdef Py_ssize_t i = 0, j
     cdef int seen = 0
-    for j in range(8):
-        acc[j] = src[0]
-    if s == 1:
-        while i + 8 <= n:
-            for j in range(8):
-                v = src[i + j]
-                acc[j] = v if v > acc[j] else acc[j]
-                if order_t is float or order_t is double:
-                    seen = seen | (v != v)
-            i += 8
+    if order_t is float:
+        b32 = <const int32_t*>src
+        if s == 1:
+            for i in range(n):
+                k32 = b32[i]
+                seen = seen | ((k32 & 0x7fffffff) > 0x7f800000)
+                k32 = _float_key(k32)
+                m32 = k32 if k32 > m32 else m32
+        else:
+            for i in range(n):
+                k32 = b32[i * s]
+                seen = seen | ((k32 & 0x7fffffff) > 0x7f800000)
+                k32 = _float_key(k32)
+                m32 = k32 if k32 > m32 else m32
+        m32 = _float_key(m32)
+        memcpy(&m, &m32, sizeof(float))
+    elif order_t is double:
+        b64 = <const int64_t*>src
+        if s == 1:
+            for i in range(n):
+                k64 = b64[i]
+                seen = seen | ((k64 & 0x7fffffffffffffffLL) > 0x7ff0000000000000LL)
+                k64 = _double_key(k64)
+                m64 = k64 if k64 > m64 else m64
+        else:
+            for i in range(n):
+                k64 = b64[i * s]
+                seen = seen | ((k64 & 0x7fffffffffffffffLL) > 0x7ff0000000000000LL)
+                k64 = _double_key(k64)
+                m64 = k64 if k64 > m64 else m64
+        m64 = _double_key(m64)
+        memcpy(&m, &m64, sizeof(double))
     else:
-        while i + 8 <= n:
-            for j in range(8):
-                v = src[(i + j) * s]
-                acc[j] = v if v > acc[j] else acc[j]
-                if order_t is float or order_t is double:
-                    seen = seen | (v != v)
-            i += 8
-    while i < n:
-        v = src[i * s]
-        acc[0] = v if v > acc[0] else acc[0]
-        if order_t is float or order_t is double:
-            seen = seen | (v != v)
-        i += 1
-    m = acc[0]
-    for j in range(1, 8):
-        m = acc[j] if acc[j] > m else m
+        m = src[0]
+        if s == 1:
+            for i in range(n):
+                v = src[i]
+                m = v if v > m else m
+        else:
+            for i in range(n):
+                v = src[i * s]
+                m = v if v > m else m
     nan[0] = nan[0] | seen
     return m
 
@@ -215,7 +247,7 @@ cdef void _global_max_item(const order_t* x, order_t* out, int64_t* idx, const G
                 if first or v > best[0]:
                     best[0] = v
                 first = False
-        if not nan:
+        if not nan and best[0] != 0:
             out[b * p.os0 + c0 * p.os4] = best[0]
             return
     elif idx == NULL:
@@ -284,7 +316,9 @@ cdef void _global_max_rows(const order_t* x, order_t* out, int64_t* idx, const G
                 if first or v > best:
                     best = v
                 first = False
-        if idx != NULL or nan:
+        if idx != NULL or nan or best == 0:
+            # The position of the max (or of the first NaN, or of the first zero: a max of
+            # +-0 takes the sign of the first one), which _line_top does not give.
             flat = 0
             found = False
             for a in range(p.r0):

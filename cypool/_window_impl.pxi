@@ -26,6 +26,7 @@ from libc.stdint cimport (
     int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
 )
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 from cypool._openmp cimport CYPOOL_OPENMP_ENABLED, omp_get_thread_num
 
@@ -74,6 +75,9 @@ cdef struct Plan:
     Py_ssize_t ochunk, nchunks
     Py_ssize_t nitems
     Py_ssize_t span        # buffered positions along axis 2 of the longest chunk
+    Py_ssize_t rows        # the most input rows (p0, p1) of any window
+    Py_ssize_t full_a, full_b  # outputs along axis 2 whose windows lie inside the input
+    bint line_argmax       # channels-first argmax by _max_index_line_item
     Py_ssize_t xs0, xs1, xs2, xs3, xs4
     Py_ssize_t os0, os1, os2, os3, os4
     Py_ssize_t is0, is1, is2, is3, is4
@@ -122,6 +126,12 @@ cdef Plan _make_plan(
             lo = min(lo, taps2[i, 0])
             hi = max(hi, taps2[i, 0] + (taps2[i, 1] - 1) * p.d2 + 1)
             extent2 = max(extent2, (taps2[i, 1] - 1) * p.d2 + 1)
+    cdef Py_ssize_t rows0 = 0, rows1 = 0
+    for i in range(p.o0):
+        rows0 = max(rows0, taps0[i, 1])
+    for i in range(p.o1):
+        rows1 = max(rows1, taps1[i, 1])
+    p.rows = rows0 * rows1
     nrows = oshape[0] * p.o0 * p.o1
     p.block = p.inner
     if p.block > 1 and p.block * extent2 > elements:
@@ -140,6 +150,16 @@ cdef Plan _make_plan(
             p.ochunk = max(1, (elements // p.block - extent2) // p.s2 + 1)
         p.span = (p.ochunk - 1) * p.s2 + extent2
     p.nchunks = (p.o2 + p.ochunk - 1) // p.ochunk
+    p.full_a = p.full_b = 0
+    if p.k2 > 0:
+        p.full_a = min(p.o2, max(0, (p.pad2 + p.s2 - 1) // p.s2))
+        if p.n2 - extent2 + p.pad2 >= 0:
+            p.full_b = max(p.full_a, min(p.o2, (p.n2 - extent2 + p.pad2) // p.s2 + 1))
+        else:
+            p.full_b = p.full_a
+    # Its tap codes are int32 offsets within the pooled plane.
+    p.line_argmax = (p.k2 > 0 and p.inner == 1
+                     and xshape[1] * xshape[2] * xshape[3] < 2147483647)
     # Channels-last windows that barely overlap gain nothing from the row buffer: reading each
     # tap's inner line straight from the input skips a write and read of the buffer.
     p.direct = p.inner > 1 and (p.k2 == 0 or p.k2 <= p.s2 + 1)
@@ -149,18 +169,23 @@ cdef Plan _make_plan(
 
 cdef inline Item _item(const Plan* p, Py_ssize_t k) noexcept nogil:
     """Decode work item k; chunks vary fastest so neighbouring items touch neighbouring memory."""
-    cdef Item it
-    cdef Py_ssize_t ch, cb, i
+    cdef Py_ssize_t ch, cb, i0, i1
     ch = k % p.nchunks
     k = k // p.nchunks
     cb = k % p.nblocks
     k = k // p.nblocks
-    it.i1 = k % p.o1
+    i1 = k % p.o1
     k = k // p.o1
-    it.i0 = k % p.o0
-    it.b = k // p.o0
-    it.c0 = cb * p.block
-    it.nc = min(p.block, p.inner - it.c0)
+    i0 = k % p.o0
+    return _item_at(p, k // p.o0, i0, i1, cb * p.block, min(p.block, p.inner - cb * p.block), ch)
+
+
+cdef inline Item _item_at(const Plan* p, Py_ssize_t b, Py_ssize_t i0, Py_ssize_t i1,
+                          Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t ch) noexcept nogil:
+    """The item of output row (b, i0, i1), lanes [c0, c0 + nc) and chunk ch of axis 2."""
+    cdef Item it
+    cdef Py_ssize_t i
+    it.b, it.i0, it.i1, it.c0, it.nc = b, i0, i1, c0, nc
     it.i2a = ch * p.ochunk
     it.i2b = min(it.i2a + p.ochunk, p.o2)
     if p.k2 == 0:
@@ -176,7 +201,7 @@ cdef inline Item _item(const Plan* p, Py_ssize_t k) noexcept nogil:
     return it
 
 
-cdef inline Py_ssize_t _scratch_stride(Py_ssize_t nbytes) noexcept:
+cdef inline Py_ssize_t _scratch_stride(Py_ssize_t nbytes) noexcept nogil:
     """Per-thread scratch bytes rounded to whole cache lines (no false sharing)."""
     return (nbytes + CACHE_LINE - 1) // CACHE_LINE * CACHE_LINE
 
@@ -419,9 +444,12 @@ cdef inline bint _beats(order_t v, order_t m) noexcept nogil:
         return v > m
 
 
-cdef void _max_scan(const order_t* x, order_t* out, int64_t* idx, const Plan* p, const Item* it,
-                    order_t* best, int64_t* best_at) noexcept nogil:
-    """Exact max (and argmax) of every window of the item, in row-major tap order."""
+cdef void _max_scan(const order_t* x, const Plan* p, const Item* it, order_t* best,
+                    int64_t* best_at, order_t* o, Py_ssize_t os3, Py_ssize_t os4,
+                    int64_t* io, Py_ssize_t is3, Py_ssize_t is4) noexcept nogil:
+    """Exact max (and, when io is not NULL, argmax) of every window of the item, in row-major
+    tap order, into o[i2 * os3 + c * os4] and io[i2 * is3 + c * is4]: o and io point at the
+    item's row (i2 = 0) and first lane."""
     cdef const int64_t* t0 = p.taps0 + 2 * it.i0
     cdef const int64_t* t1 = p.taps1 + 2 * it.i1
     cdef const int64_t* t2
@@ -452,11 +480,9 @@ cdef void _max_scan(const order_t* x, order_t* out, int64_t* idx, const Plan* p,
                             if _beats(v, best[c]):
                                 best[c] = v
                                 best_at[c] = flat
-        _line_store(out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + i2 * p.os3 + it.c0 * p.os4,
-                    p.os4, best, it.nc)
-        if idx != NULL:
-            _line_store(idx + it.b * p.is0 + it.i0 * p.is1 + it.i1 * p.is2 + i2 * p.is3 + it.c0 * p.is4,
-                        p.is4, best_at, it.nc)
+        _line_store(o + i2 * os3, os4, best, it.nc)
+        if io != NULL:
+            _line_store(io + i2 * is3, is4, best_at, it.nc)
 
 
 cdef inline void _window_max(order_t* o, Py_ssize_t os, const order_t* b, Py_ssize_t n,
@@ -538,9 +564,10 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
     cdef bint first = True
     cdef bint flat = nc == 1 or (p.xs4 == 1 and p.xs3 == nc)
     cdef int nan = 0
+    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4
     if nc > 1 and p.direct:
         if _max_direct(x, out, p, it, acc):
-            _max_scan(x, out, NULL, p, it, acc, best_at)
+            _max_scan(x, p, it, acc, best_at, o, p.os3, p.os4, NULL, 0, 0)
         return
     _fill_padding(buf, it, _lowest(buf[0]))
     for a in range(t0[1]):
@@ -561,9 +588,9 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
                         nan |= _line_max(inside + q * nc, src + q * p.xs3, nc, p.xs4)
             first = False
     if nan:
-        _max_scan(x, out, NULL, p, it, acc, best_at)
+        _max_scan(x, p, it, acc, best_at, o, p.os3, p.os4, NULL, 0, 0)
         return
-    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
+    o += it.i2a * p.os3
     if p.k2 == 0:
         # Table mode: each output's own window, from the taps table.
         for i2 in range(no):
@@ -612,14 +639,16 @@ def max_pool(
         free(scratch)
 
 
-cdef inline int _line_max_sel(order_t* dst, int64_t* sel, const order_t* src, Py_ssize_t n,
-                              Py_ssize_t s, int64_t row, bint assign) noexcept nogil:
-    """dst[i] = max(dst[i], src[i * s]) remembering in sel[i] the first row that holds it
-    (strictly greater replaces); returns whether a NaN was read."""
+cdef inline int _line_max_sel(order_t* dst, int32_t* sel, const order_t* src, Py_ssize_t n,
+                              Py_ssize_t s, int32_t row, bint assign) noexcept nogil:
+    """dst[i] = max(dst[i], src[i * s]), remembering in sel[i] the first row that holds it (a
+    strictly greater value replaces); returns whether a NaN was read. sel is blended with bit
+    masks rather than a select: gcc turned `row if gt else sel[i]` into masked stores, which
+    are microcoded and slow on AMD cores."""
     cdef Py_ssize_t i
     cdef order_t v, m
+    cdef int32_t r, take
     cdef int nan = 0
-    cdef bint gt
     if assign:
         nan = _line_copy(dst, src, n, s)
         for i in range(n):
@@ -628,107 +657,293 @@ cdef inline int _line_max_sel(order_t* dst, int64_t* sel, const order_t* src, Py
         for i in range(n):
             v = src[i]
             m = dst[i]
-            gt = v > m
-            dst[i] = v if gt else m
-            sel[i] = row if gt else sel[i]
+            r = sel[i]
+            take = -<int32_t>(v > m)
+            dst[i] = v if v > m else m
+            sel[i] = r ^ ((r ^ row) & take)
             if order_t is float or order_t is double:
                 nan = nan | (v != v)
     else:
         for i in range(n):
             v = src[i * s]
             m = dst[i]
-            gt = v > m
-            dst[i] = v if gt else m
-            sel[i] = row if gt else sel[i]
+            r = sel[i]
+            take = -<int32_t>(v > m)
+            dst[i] = v if v > m else m
+            sel[i] = r ^ ((r ^ row) & take)
             if order_t is float or order_t is double:
                 nan = nan | (v != v)
     return nan
 
 
-cdef inline void _window_argmax(const order_t* buf, const int64_t* sel, Py_ssize_t n,
-                                Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, order_t* m,
-                                int64_t* mr, int64_t* tap) noexcept nogil:
-    """For i < n, the window of taps buf[i * s + j * d], j < k: m[i] its max, mr[i] the row
-    (sel) and tap[i] the tap j of the first max in row-major order. sel < 0 marks padding,
-    which never wins. Loops run over i so that gcc turns the data-dependent choice into
-    vector blends instead of mispredicted branches."""
-    cdef Py_ssize_t i, j
-    cdef order_t v
-    cdef int64_t r
+cdef inline void _argmax_taps(const order_t* b, const int32_t* q, Py_ssize_t k, Py_ssize_t d,
+                              order_t* m, int32_t* r, int32_t* t) noexcept nogil:
+    """m = the max of the taps b[j * d], j < k, with r its row q[j * d] and t its tap j, first
+    in row-major order: a larger value, or an equal one from an earlier row, replaces."""
+    cdef order_t best = b[0], v
+    cdef int32_t row = q[0], tap = 0, u, j
     cdef bint take
-    for i in range(n):
-        m[i] = buf[i * s]
-        mr[i] = sel[i * s]
-        tap[i] = 0
     for j in range(1, k):
+        v = b[j * d]
+        u = q[j * d]
+        take = (v > best) | ((v == best) & (u < row))
+        best = v if take else best
+        row = u if take else row
+        tap = j if take else tap
+    m[0] = best
+    r[0] = row
+    t[0] = tap
+
+
+cdef inline void _window_argmax(const order_t* buf, const int32_t* sel, Py_ssize_t n,
+                                Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, order_t* m,
+                                int32_t* r, int32_t* t) noexcept nogil:
+    """For i < n, the window of taps buf[i * s + j * d], j < k (rows sel): m[i] its max, r[i]
+    and t[i] the row and tap of its first occurrence. The common windows get loops with
+    constant k and s, which gcc unrolls over the taps and vectorises over i."""
+    cdef Py_ssize_t i
+    if k == 3 and s == 1:
         for i in range(n):
-            v = buf[i * s + j * d]
-            r = sel[i * s + j * d]
-            take = (r >= 0) & ((mr[i] < 0) | (v > m[i]) | ((v == m[i]) & (r < mr[i])))
-            m[i] = v if take else m[i]
-            mr[i] = r if take else mr[i]
-            tap[i] = j if take else tap[i]
+            _argmax_taps(buf + i, sel + i, 3, d, m + i, r + i, t + i)
+    elif k == 2 and s == 1:
+        for i in range(n):
+            _argmax_taps(buf + i, sel + i, 2, d, m + i, r + i, t + i)
+    else:
+        for i in range(n):
+            _argmax_taps(buf + i * s, sel + i * s, k, d, m + i, r + i, t + i)
 
 
-cdef void _max_index_item(const order_t* x, order_t* out, int64_t* idx, const Plan* p,
-                          const Item* it, order_t* buf, int64_t* sel, order_t* best,
-                          int64_t* best_at, int64_t* tap) noexcept nogil:
-    """Separable max and argmax of one item. The row pass keeps, per buffered position, the max
-    over the window's rows and the flat index of the first row holding it, (p0 * n1 + p1) * n2,
-    increasing in scan order; the column pass picks, among a
-    window's taps, the max with the smallest (row, column): the first in row-major order.
-    Positions outside the input are marked by row -1 and never win. Redone by _max_scan when
-    it read a NaN."""
+cdef struct ArgmaxScratch:
+    # Thread-local buffers of the separable argmax, typed by the kernel that carves them.
+    void* buf           # (span, block) row-pass maxima
+    int32_t* sel        # (span, block) their rows, as numbers within the window's rows
+    int64_t* row_at     # (rows,) flat index of each window row's first element
+    void* best          # (lanes,) window maxima
+    int32_t* best_row   # (lanes,) their rows
+    int32_t* best_tap   # (lanes,) their taps along axis 2
+    int64_t* best_at    # (lanes,) flat argmax of the exact scan
+
+
+cdef inline Py_ssize_t _argmax_scratch_bytes(const Plan* p, Py_ssize_t item) noexcept:
+    """Per-thread bytes of an ArgmaxScratch for elements of `item` bytes."""
+    cdef Py_ssize_t lanes = max(p.block, p.ochunk), cells = p.span * p.block
+    return (_scratch_stride(cells * item) + _scratch_stride(cells * sizeof(int32_t))
+            + _scratch_stride(p.rows * sizeof(int64_t)) + _scratch_stride(lanes * item)
+            + 2 * _scratch_stride(lanes * sizeof(int32_t)) + _scratch_stride(lanes * sizeof(int64_t)))
+
+
+cdef inline ArgmaxScratch _argmax_scratch(const Plan* p, Py_ssize_t item, char* mine) noexcept nogil:
+    """Carve an ArgmaxScratch from `mine` (_argmax_scratch_bytes(p, item) bytes)."""
+    cdef ArgmaxScratch s
+    cdef Py_ssize_t lanes = max(p.block, p.ochunk), cells = p.span * p.block
+    s.buf = mine
+    mine += _scratch_stride(cells * item)
+    s.sel = <int32_t*>mine
+    mine += _scratch_stride(cells * sizeof(int32_t))
+    s.row_at = <int64_t*>mine
+    mine += _scratch_stride(p.rows * sizeof(int64_t))
+    s.best = mine
+    mine += _scratch_stride(lanes * item)
+    s.best_row = <int32_t*>mine
+    mine += _scratch_stride(lanes * sizeof(int32_t))
+    s.best_tap = <int32_t*>mine
+    mine += _scratch_stride(lanes * sizeof(int32_t))
+    s.best_at = <int64_t*>mine
+    return s
+
+
+cdef inline int _first_max(const order_t* b, Py_ssize_t k, Py_ssize_t d, int32_t code0,
+                           int32_t dcode, order_t* best, int32_t* code) noexcept nogil:
+    """best = the max of the taps b[j * d], j < k, code = code0 + j * dcode for the first j
+    holding it; returns whether a NaN was read. The code is blended with a bit mask: a select
+    on a float compare is control flow to gcc's vectoriser."""
+    cdef order_t m = b[0], v
+    cdef int32_t c = code0, j, take
+    cdef int nan = 0
+    if order_t is float or order_t is double:
+        nan = m != m
+    for j in range(1, k):
+        v = b[j * d]
+        if order_t is float or order_t is double:
+            nan = nan | (v != v)
+        take = -<int32_t>(v > m)
+        c = c ^ ((c ^ (code0 + j * dcode)) & take)
+        m = v if v > m else m
+    best[0] = m
+    code[0] = c
+    return nan
+
+
+cdef inline int _argmax_line(order_t* m, int32_t* codes, const order_t* b, Py_ssize_t n,
+                             Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, int32_t code0,
+                             int32_t dcode, bint assign) noexcept nogil:
+    """For i < n, the max of the taps b[i * s + j * d], j < k, and the code of its first tap
+    (code0 + j * dcode), merged into (m[i], codes[i]): assigned for a window's first row, else
+    replacing only a strictly smaller m[i], so the first row holding the max keeps it. Returns
+    whether a NaN was read. Two loops, not one with a test inside: gcc would not vectorise
+    that."""
+    cdef Py_ssize_t i
+    cdef order_t best, old
+    cdef int32_t code, take, c
+    cdef int nan = 0
+    if assign:
+        for i in range(n):
+            nan = nan | _first_max(b + i * s, k, d, code0, dcode, &best, &code)
+            m[i] = best
+            codes[i] = code
+        return nan
+    for i in range(n):
+        nan = nan | _first_max(b + i * s, k, d, code0, dcode, &best, &code)
+        old = m[i]
+        c = codes[i]
+        take = -<int32_t>(best > old)
+        m[i] = best if best > old else old
+        codes[i] = c ^ ((c ^ code) & take)
+    return nan
+
+
+cdef inline int _argmax_lines(order_t* m, int32_t* codes, const order_t* b, Py_ssize_t n,
+                              Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, int32_t code0,
+                              int32_t dcode, bint assign) noexcept nogil:
+    """_argmax_line, with constant k and s for the common windows over contiguous rows, which
+    gcc unrolls over the taps and vectorises over i."""
+    if k == 3 and s == 2:
+        return _argmax_line(m, codes, b, n, 3, 2, d, code0, dcode, assign)
+    elif k == 2 and s == 2:
+        return _argmax_line(m, codes, b, n, 2, 2, d, code0, dcode, assign)
+    elif k == 3 and s == 1:
+        return _argmax_line(m, codes, b, n, 3, 1, d, code0, dcode, assign)
+    elif k == 2 and s == 1:
+        return _argmax_line(m, codes, b, n, 2, 1, d, code0, dcode, assign)
+    return _argmax_line(m, codes, b, n, k, s, d, code0, dcode, assign)
+
+
+cdef inline int _argmax_edges(order_t* m, int32_t* codes, const order_t* src, const Plan* p,
+                              const Item* it, Py_ssize_t ia, Py_ssize_t ib, int32_t row_code,
+                              bint assign) noexcept nogil:
+    """_argmax_line for the item's outputs [ia, ib), windows that reach outside the input: each
+    over its in-bounds taps from the table (src: the row's first element)."""
+    cdef const int64_t* t2
+    cdef Py_ssize_t i
+    cdef int nan = 0
+    for i in range(ia, ib):
+        t2 = p.taps2 + 2 * (it.i2a + i)
+        nan |= _argmax_line(m + i, codes + i, src + t2[0] * p.xs3, 1, t2[1], 0, p.d2 * p.xs3,
+                            <int32_t>(row_code + t2[0] - it.lo - i * p.s2), <int32_t>p.d2,
+                            assign)
+    return nan
+
+
+cdef void _max_index_line_item(const order_t* x, const Plan* p, const Item* it,
+                               const ArgmaxScratch* s, order_t* o, Py_ssize_t os3,
+                               int64_t* io, Py_ssize_t is3) noexcept nogil:
+    """Max and argmax of one channels-first item (nc == 1, uniform windows along axis 2, a
+    pooled plane of fewer than 2**31 elements), into o[i2 * os3] and io[i2 * is3] pointing at
+    the item's row (i2 = 0).
+
+    Each window row is reduced along axis 2 first, in registers, keeping the first tap of its
+    max; the rows are then merged in scan order, a strictly larger max replacing. So the result
+    is the first maximum in row-major order without a tie test. A tap is tracked as an int32
+    code, its flat offset from the window's first tap (its row's offset plus its offset along
+    axis 2), which the store adds to the window's flat start. Windows that reach outside the
+    input (padding, ceil-mode overhang) take their in-bounds taps alone; items that read a NaN
+    are redone by the exact scan."""
     cdef const int64_t* t0 = p.taps0 + 2 * it.i0
     cdef const int64_t* t1 = p.taps1 + 2 * it.i1
     cdef const int64_t* t2
     cdef const order_t* src
-    cdef Py_ssize_t a, e, q, c, i2, start, count, nc = it.nc, n = it.rhi - it.rlo
-    cdef Py_ssize_t off = (it.rlo - it.lo) * nc, span = (it.hi - it.lo) * nc
-    cdef Py_ssize_t no = it.i2b - it.i2a
-    cdef int64_t row
-    cdef bint first = True
+    cdef order_t* best = <order_t*>s.best
+    cdef int32_t* codes = s.best_row
+    cdef Py_ssize_t a, e, i, no = it.i2b - it.i2a, lo = it.lo, s2 = p.s2, d2 = p.d2
+    cdef Py_ssize_t ia = min(no, max(0, p.full_a - it.i2a))
+    cdef Py_ssize_t ib = max(ia, min(no, p.full_b - it.i2a))
+    cdef Py_ssize_t first = (t0[0] * p.n1 + t1[0]) * p.n2
+    cdef int32_t row_code
     cdef int nan = 0
-    cdef int64_t* io
-    cdef order_t* o
+    for a in range(t0[1]):
+        for e in range(t1[1]):
+            src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
+                   + it.c0 * p.xs4)
+            row_code = <int32_t>((a * p.d0 * p.n1 + e * p.d1) * p.n2)
+            nan |= _argmax_edges(best, codes, src, p, it, 0, ia, row_code, a == 0 and e == 0)
+            if ib > ia:
+                nan |= _argmax_lines(best + ia, codes + ia, src + (lo + ia * s2) * p.xs3,
+                                     ib - ia, p.k2, s2 * p.xs3, d2 * p.xs3, row_code,
+                                     <int32_t>d2, a == 0 and e == 0)
+            nan |= _argmax_edges(best, codes, src, p, it, ib, no, row_code, a == 0 and e == 0)
+    if nan:
+        _max_scan(x, p, it, <order_t*>s.buf, s.best_at, o, os3, 0, io, is3, 0)
+        return
+    _line_store(o + it.i2a * os3, os3, best, no)
+    io += it.i2a * is3
+    first += lo
+    for i in range(no):
+        # first advances by s2 rather than adding i * s2: a 64-bit vector multiply is slow
+        io[i * is3] = first + codes[i]
+        first += s2
+
+
+cdef void _max_index_item(const order_t* x, const Plan* p, const Item* it, const ArgmaxScratch* s,
+                          order_t* o, Py_ssize_t os3, Py_ssize_t os4,
+                          int64_t* io, Py_ssize_t is3, Py_ssize_t is4) noexcept nogil:
+    """Separable max and argmax of one item into o[i2 * os3 + c * os4] and io (the same, by
+    is3 and is4), both pointing at the item's row (i2 = 0) and first lane.
+
+    The row pass keeps, per buffered position, the max over the window's rows and the first of
+    those rows holding it (rows numbered in scan order); the column pass picks, among a window's
+    taps, the max with the smallest (row, column): the first in row-major order. Positions
+    outside the input hold the lowest value and a row after every real one, so they never win,
+    not even a tie with a real lowest value. Redone by _max_scan when it read a NaN."""
+    cdef const int64_t* t0 = p.taps0 + 2 * it.i0
+    cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const int64_t* t2
+    cdef const order_t* src
+    cdef order_t* buf = <order_t*>s.buf
+    cdef order_t* best = <order_t*>s.best
+    cdef const int64_t* row_at = s.row_at
+    cdef const int32_t* best_row = s.best_row
+    cdef const int32_t* best_tap = s.best_tap
+    cdef Py_ssize_t a, e, q, c, i, start, count, nc = it.nc, n = it.rhi - it.rlo
+    cdef Py_ssize_t off = (it.rlo - it.lo) * nc, span = (it.hi - it.lo) * nc
+    cdef Py_ssize_t no = it.i2b - it.i2a, lo = it.lo, s2 = p.s2, d2 = p.d2
+    cdef int32_t row = 0
+    cdef int nan = 0
+    cdef order_t lowest = _lowest(buf[0])
+    if p.line_argmax:
+        _max_index_line_item(x, p, it, s, o, os3, io, is3)
+        return
     for q in range(off):
-        sel[q] = -1
+        buf[q] = lowest
+        s.sel[q] = 2147483647
     for q in range(off + n * nc, span):
-        sel[q] = -1
+        buf[q] = lowest
+        s.sel[q] = 2147483647
     for a in range(t0[1]):
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
                    + it.rlo * p.xs3 + it.c0 * p.xs4)
-            row = ((t0[0] + a * p.d0) * p.n1 + t1[0] + e * p.d1) * p.n2
+            s.row_at[row] = ((t0[0] + a * p.d0) * p.n1 + t1[0] + e * p.d1) * p.n2
             if nc == 1:
-                nan |= _line_max_sel(buf + off, sel + off, src, n, p.xs3, row, first)
+                nan |= _line_max_sel(buf + off, s.sel + off, src, n, p.xs3, row, row == 0)
             else:
                 for q in range(n):
-                    nan |= _line_max_sel(buf + off + q * nc, sel + off + q * nc, src + q * p.xs3,
-                                         nc, p.xs4, row, first)
-            first = False
+                    nan |= _line_max_sel(buf + off + q * nc, s.sel + off + q * nc,
+                                         src + q * p.xs3, nc, p.xs4, row, row == 0)
+            row += 1
     if nan:
-        _max_scan(x, out, idx, p, it, best, best_at)
+        _max_scan(x, p, it, best, s.best_at, o, os3, os4, io, is3, is4)
         return
-    o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4
-    io = idx + it.b * p.is0 + it.i0 * p.is1 + it.i1 * p.is2 + it.c0 * p.is4
-    if p.k2 > 0 and nc == 1:
-        _window_argmax(buf, sel, no, p.k2, p.s2, p.d2, best, best_at, tap)
-        for i2 in range(no):
-            o[(it.i2a + i2) * p.os3] = best[i2]
-            io[(it.i2a + i2) * p.is3] = best_at[i2] + it.lo + i2 * p.s2 + tap[i2] * p.d2
-        return
-    for i2 in range(it.i2a, it.i2b):
+    for i in range(it.i2a, it.i2b):
         if p.k2 == 0:
-            t2 = p.taps2 + 2 * i2
-            start, count = t2[0] - it.lo, t2[1]
+            t2 = p.taps2 + 2 * i
+            start, count = t2[0] - lo, t2[1]
         else:
-            start, count = (i2 - it.i2a) * p.s2, p.k2
-        _window_argmax(buf + start * nc, sel + start * nc, nc, count, 1, p.d2 * nc, best, best_at,
-                       tap)
+            start, count = (i - it.i2a) * s2, p.k2
+        _window_argmax(buf + start * nc, s.sel + start * nc, nc, count, 1, d2 * nc, best,
+                       s.best_row, s.best_tap)
         for c in range(nc):
-            o[i2 * p.os3 + c * p.os4] = best[c]
-            io[i2 * p.is3 + c * p.is4] = best_at[c] + it.lo + start + tap[c] * p.d2
+            o[i * os3 + c * os4] = best[c]
+            io[i * is3 + c * is4] = row_at[best_row[c]] + lo + start + best_tap[c] * d2
 
 
 def max_pool_with_indices(
@@ -746,14 +961,9 @@ def max_pool_with_indices(
                              sizeof(order_t), taps0, taps1, taps2, windows, sizeof(order_t),
                              num_threads)
     p.is0, p.is1, p.is2, p.is3, p.is4 = [indices.strides[i] // sizeof(int64_t) for i in range(5)]
-    cdef Py_ssize_t k, buf_bytes = _scratch_stride(p.span * p.block * sizeof(order_t))
-    cdef Py_ssize_t sel_bytes = _scratch_stride(p.span * p.block * sizeof(int64_t))
-    cdef Py_ssize_t lanes = max(p.block, p.ochunk)
-    cdef Py_ssize_t best_bytes = _scratch_stride(lanes * sizeof(order_t))
-    cdef Py_ssize_t at_bytes = _scratch_stride(lanes * sizeof(int64_t))
-    cdef Py_ssize_t stride = buf_bytes + sel_bytes + best_bytes + 2 * at_bytes
+    cdef Py_ssize_t k, stride = _argmax_scratch_bytes(&p, sizeof(order_t))
     cdef char* scratch = <char*>malloc(stride * num_threads)
-    cdef char* mine = NULL
+    cdef ArgmaxScratch s
     cdef Item it
     cdef const order_t* xp = &x[0, 0, 0, 0, 0]
     cdef order_t* op = &out[0, 0, 0, 0, 0]
@@ -762,14 +972,14 @@ def max_pool_with_indices(
         raise MemoryError()
     try:
         with nogil, parallel(num_threads=num_threads):
-            mine = scratch + stride * omp_get_thread_num()
+            s = _argmax_scratch(&p, sizeof(order_t), scratch + stride * omp_get_thread_num())
             for k in prange(p.nitems, schedule="static"):
                 it = _item(&p, k)
-                _max_index_item(xp, op, ip, &p, &it, <order_t*>mine,
-                                <int64_t*>(mine + buf_bytes),
-                                <order_t*>(mine + buf_bytes + sel_bytes),
-                                <int64_t*>(mine + buf_bytes + sel_bytes + best_bytes),
-                                <int64_t*>(mine + buf_bytes + sel_bytes + best_bytes + at_bytes))
+                _max_index_item(xp, &p, &it, &s,
+                                op + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4,
+                                p.os3, p.os4,
+                                ip + it.b * p.is0 + it.i0 * p.is1 + it.i1 * p.is2 + it.c0 * p.is4,
+                                p.is3, p.is4)
     finally:
         free(scratch)
 
@@ -879,7 +1089,7 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
     cdef const double* row
     cdef real_t* o
     cdef double* inside = buf + (it.rlo - it.lo) * it.nc
-    cdef double scale = 1.0
+    cdef double scale = 1.0, total
     cdef Py_ssize_t a, e, q, c, i2, j, nc = it.nc, n = it.rhi - it.rlo, no = it.i2b - it.i2a
     cdef bint first = True
     cdef const real_t* pending = NULL
@@ -919,7 +1129,18 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
     o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.i2a * p.os3 + it.c0 * p.os4
     if kind == POWER_NONE:
         scale = inv0[it.i0] * inv1[it.i1]
-    if p.k2 == 0:
+    if p.k2 == 0 and nc == 1:
+        # Table mode, channels-first: each bin's taps summed in one loop, in the same order as
+        # _window_sum, which would spend a whole line pass on every single tap.
+        for i2 in range(no):
+            t2 = p.taps2 + 2 * (it.i2a + i2)
+            row = buf + (t2[0] - it.lo)
+            total = row[0]
+            for j in range(1, t2[1]):
+                total += row[j * p.d2]
+            acc[i2] = total
+        _finish(o, p.os3, acc, no, kind, power, scale, inv2 + it.i2a, 1)
+    elif p.k2 == 0:
         for i2 in range(no):
             t2 = p.taps2 + 2 * (it.i2a + i2)
             _window_sum(o + i2 * p.os3, p.os4, buf + (t2[0] - it.lo) * nc, nc, t2[1], 1,

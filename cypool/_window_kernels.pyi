@@ -67,6 +67,16 @@ def scatter_add(
     grad_input: NDArray[np.floating],
     num_threads: int,
 ) -> None: ...
+def max_scatter_recomputed(
+    x: NDArray[np.floating],
+    grad_output: NDArray[np.floating],
+    grad_input: NDArray[np.floating],
+    taps0: NDArray[np.int64],
+    taps1: NDArray[np.int64],
+    taps2: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    num_threads: int,
+) -> None: ...
 def scatter_set(
     x: NDArray[np.generic],
     indices: NDArray[np.int64],

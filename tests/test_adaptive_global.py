@@ -478,6 +478,28 @@ def test_global_max_indices_channels_last(dtype):
         np.testing.assert_array_equal(got, ref_global_max_pool_backward(g, x, axes=(1, 2)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("num_threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 96])  # one region per work item, or batches of regions
+def test_global_max_pool_signed_zero_max_keeps_the_first(dtype, channels_last, num_threads,
+                                                          batch):
+    """A region whose max is zero returns the first zero's sign, as the row-major scan does
+    (the channels-first values path reduces ordered integer keys, where -0 < +0)."""
+    x = np.full((batch, 4, 3, 3), -1.0, dtype)
+    x[:, 0::2, 0, 1], x[:, 0::2, 2, 2] = -0.0, 0.0
+    x[:, 1::2, 0, 1], x[:, 1::2, 2, 2] = 0.0, -0.0
+    axes = (2, 3)
+    if channels_last:
+        x, axes = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), (1, 2)
+    values = cypool.global_max_pool(x, axes=axes, num_threads=num_threads)
+    pair = cypool.global_max_pool(x, axes=axes, return_indices=True, num_threads=num_threads)
+    for v in (values, pair[0]):
+        assert (v == 0).all()
+        np.testing.assert_array_equal(np.signbit(v), np.tile([True, False], (batch, 2)))
+    np.testing.assert_array_equal(pair[1], 1)
+
+
 def test_global_vs_torch():
     torch = pytest.importorskip("torch")
     F = torch.nn.functional

@@ -137,6 +137,33 @@ def test_max_pool_backward_given_indices_are_used_as_given():
                                   [[0, 0, 0], [1, 0, 1010], [0, 100, 0]])
 
 
+@pytest.mark.parametrize("shape, kw", [
+    # channels-last: kernel blocks of the forward smaller than the scatter's plane blocks
+    ((1, 5, 40, 700), dict(kernel_size=(1, 40), stride=(1, 3), axes=(1, 2))),
+    # a long axis 2: the forward splits each output row into chunks
+    ((2, 3, 9000), dict(kernel_size=3, stride=2, padding=1, axes=2)),
+    # 3-d windows, several rows per window, dilation and ceil_mode overhang
+    ((2, 3, 7, 8, 9), dict(kernel_size=(2, 3, 3), stride=(2, 2, 2), padding=(1, 1, 1),
+                           dilation=(1, 2, 1), ceil_mode=True, axes=(2, 3, 4))),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num_threads", [1, 3])
+def test_max_pool_backward_recomputed_equals_given_indices(shape, kw, dtype, num_threads):
+    """Without indices the argmax is recomputed inside the scatter kernel, item by item: bit
+    for bit the result of scattering the forward's indices, across block and chunk splits, with
+    ties, and with NaN in some windows (the exact rescan) but not others."""
+    rng = np.random.default_rng(13)
+    x = make_values(rng, shape, dtype, "ties")
+    x.reshape(-1)[rng.integers(0, x.size, 5)] = np.nan
+    _, idx = cypool.max_pool(x, **kw, return_indices=True)
+    g = rng.standard_normal(idx.shape).astype(dtype)
+    got = cypool.max_pool_backward(g, x, **kw, num_threads=num_threads)
+    np.testing.assert_array_equal(got, cypool.max_pool_backward(g, x, **kw, indices=idx))
+    want = ref_max_pool_backward(g.astype(np.float64), x, **kw)
+    assert_grad_close(got, want, ref_max_pool_backward(np.abs(g.astype(np.float64)), x, **kw),
+                      dtype)
+
+
 @pytest.mark.parametrize("xdtype", INT_DTYPES)
 def test_max_pool_backward_integer_input(xdtype):
     """x of an integer dtype (max_pool accepts them); the gradient has grad_output's dtype."""

@@ -183,8 +183,9 @@ def _extensions():
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
                                ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION")],
                 extra_compile_args=extra,
-                depends=["cypool/_window_impl.pxi", "cypool/_backward_impl.pxi", "cypool/_global_impl.pxi", "cypool/_sequence_impl.pxi",
-                         "cypool/_openmp.pxd"],
+                depends=["cypool/_window_impl.pxi", "cypool/_backward_impl.pxi",
+                         "cypool/_global_impl.pxi", "cypool/_sequence_impl.pxi",
+                         "cypool/_openmp.pxd", "cypool/_stream.pxd"],
             )
         )
     # The generated C does not depend on the OpenMP setting (Cython guards its pragmas with

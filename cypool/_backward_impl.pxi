@@ -14,6 +14,7 @@
 
 cdef struct SpreadPlan:
     Py_ssize_t o2, n0, n1, n2
+    bint stream                     # grad_input is written past the caches
     Py_ssize_t inner, block, nblocks
     Py_ssize_t pchunk, nchunks, nitems
     Py_ssize_t obuf_len, ibuf_len   # buffer elements per inner lane
@@ -54,6 +55,20 @@ cdef inline void _line_axpy(double* dst, const real_t* src, Py_ssize_t n, Py_ssi
                 dst[i] += f * <double>src[i * s]
 
 
+cdef inline void _line_axpy3(double* dst, const real_t* a, const real_t* b, const real_t* c,
+                             double fa, double fb, double fc, Py_ssize_t n,
+                             bint assign) noexcept nogil:
+    """Three contiguous _line_axpy calls in one pass over dst, with the same additions in the
+    same order."""
+    cdef Py_ssize_t i
+    if assign:
+        for i in range(n):
+            dst[i] = (fa * <double>a[i] + fb * <double>b[i]) + fc * <double>c[i]
+    else:
+        for i in range(n):
+            dst[i] = ((dst[i] + fa * <double>a[i]) + fb * <double>b[i]) + fc * <double>c[i]
+
+
 cdef inline void _line_spread(double* dst, const double* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
     """dst[i * s] += src[i]: one tap of the column spread."""
     cdef Py_ssize_t i
@@ -68,9 +83,16 @@ cdef inline void _line_spread(double* dst, const double* src, Py_ssize_t n, Py_s
             dst[i * s] += src[i]
 
 
-cdef inline void _line_cast_store(real_t* dst, Py_ssize_t s, const double* src, Py_ssize_t n) noexcept nogil:
+cdef inline void _line_cast_store(real_t* dst, Py_ssize_t s, const double* src, Py_ssize_t n,
+                                  bint stream=False) noexcept nogil:
+    """dst[i * s] = src[i]; past the caches when `stream` (contiguous dst only)."""
     cdef Py_ssize_t i
-    if s == 1:
+    if s == 1 and stream:
+        if real_t is float:
+            cypool_stream_f32_from_f64(dst, src, n)
+        else:
+            cypool_stream_f64(dst, src, n)
+    elif s == 1:
         for i in range(n):
             dst[i] = <real_t>src[i]
     else:
@@ -90,6 +112,7 @@ cdef SpreadPlan _spread_plan(
     p.o2 = gshape[3]
     p.n0, p.n1, p.n2 = oshape[1], oshape[2], oshape[3]
     p.inner = oshape[4]
+    p.stream = oshape[0] * p.n0 * p.n1 * p.n2 * p.inner * item >= STREAM_BYTES
     p.gs0, p.gs1, p.gs2, p.gs3, p.gs4 = [gstrides[i] // item for i in range(5)]
     p.os0, p.os1, p.os2, p.os3, p.os4 = [ostrides[i] // item for i in range(5)]
     p.k2, p.s2, p.d2, p.pad2 = windows[2, 0], windows[2, 1], windows[2, 2], windows[2, 3]
@@ -126,8 +149,10 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
                        double* obuf, double* ibuf) noexcept nogil:
     cdef Py_ssize_t ch, cb, b, p0, p1, c0, nc, pa, pb, olo, ohi, no, blo, bhi, i, j, q, a, e
     cdef Py_ssize_t i0, i1, first_pos, extent2, lead
-    cdef double one = 1.0
+    cdef double one = 1.0, fpending = 0.0, fpending2 = 0.0
     cdef const real_t* src
+    cdef const real_t* pending = NULL
+    cdef const real_t* pending2 = NULL
     cdef real_t* dst
     cdef bint first = True
     cdef bint gflat, oflat
@@ -157,14 +182,25 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
         bhi = max(pb, (ohi - 1) * p.s2 - p.pad2 + extent2)
     no = ohi - olo
 
-    # Row pass: weighted sum of the covering output rows.
+    # Row pass: weighted sum of the covering output rows, three rows per pass over obuf where
+    # they are contiguous lines.
     if no > 0:
         for a in range(p.cover0_ptr[p0], p.cover0_ptr[p0 + 1]):
             i0 = p.cover0_out[a]
             for e in range(p.cover1_ptr[p1], p.cover1_ptr[p1 + 1]):
                 i1 = p.cover1_out[e]
                 src = g + b * p.gs0 + i0 * p.gs1 + i1 * p.gs2 + olo * p.gs3 + c0 * p.gs4
-                if gflat:
+                if gflat and (nc > 1 or p.gs3 == 1):
+                    if pending == NULL:
+                        pending, fpending = src, p.w0[i0] * p.w1[i1]
+                        continue
+                    if pending2 == NULL:
+                        pending2, fpending2 = src, p.w0[i0] * p.w1[i1]
+                        continue
+                    _line_axpy3(obuf, pending, pending2, src, fpending, fpending2,
+                                p.w0[i0] * p.w1[i1], no * nc, first)
+                    pending = pending2 = NULL
+                elif gflat:
                     _line_axpy(obuf, src, no * nc, p.gs3 if nc == 1 else 1,
                                p.w0[i0] * p.w1[i1], first)
                 else:
@@ -172,6 +208,11 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
                         _line_axpy(obuf + q * nc, src + q * p.gs3, nc, p.gs4,
                                    p.w0[i0] * p.w1[i1], first)
                 first = False
+        if pending != NULL:
+            _line_axpy(obuf, pending, no * nc, 1, fpending, first)
+            first = False
+        if pending2 != NULL:
+            _line_axpy(obuf, pending2, no * nc, 1, fpending2, first)
 
     if not first and p.s2 == 1 and nc == 1 and p.os3 == 1 and 2 <= p.k2 <= 3:
         # Stride 1, contiguous rows: gather instead of spreading. With the weighted outputs
@@ -184,8 +225,14 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
         for i in range(no):
             ibuf[lead + i] = obuf[i] * p.w2[olo + i]
         dst = gin + b * p.os0 + p0 * p.os1 + p1 * p.os2 + pa * p.os3 + c0 * p.os4
-        _window_avg(dst, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, 1.0,
-                    &one, False)
+        if p.stream:
+            # Into obuf (free again) in float64, then past the caches: the same values.
+            _window_avg(obuf, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, 1.0,
+                        &one, False)
+            _line_cast_store(dst, 1, obuf, pb - pa, True)
+        else:
+            _window_avg(dst, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, 1.0,
+                        &one, False)
         return
 
     # Column pass: spread each output over its taps along axis 2.
@@ -212,10 +259,11 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
     # Write every grad_input element of the chunk once.
     dst = gin + b * p.os0 + p0 * p.os1 + p1 * p.os2 + pa * p.os3 + c0 * p.os4
     if oflat:
-        _line_cast_store(dst, p.os3 if nc == 1 else 1, ibuf + (pa - blo) * nc, (pb - pa) * nc)
+        _line_cast_store(dst, p.os3 if nc == 1 else 1, ibuf + (pa - blo) * nc, (pb - pa) * nc,
+                         p.stream)
     else:
         for q in range(pb - pa):
-            _line_cast_store(dst + q * p.os3, p.os4, ibuf + (pa - blo + q) * nc, nc)
+            _line_cast_store(dst + q * p.os3, p.os4, ibuf + (pa - blo + q) * nc, nc, p.stream)
 
 
 def spread(
@@ -251,6 +299,7 @@ def spread(
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
                 _spread_item(gp, op, &p, k, <double*>mine, <double*>(mine + obuf_bytes))
+            cypool_stream_fence()
     finally:
         free(scratch)
 
@@ -260,6 +309,7 @@ def spread(
 
 cdef struct ScatterPlan:
     Py_ssize_t o0, o1, o2, plane
+    bint stream             # grad_input is written past the caches
     Py_ssize_t inner, block, nblocks, nitems
     Py_ssize_t n0, n1, n2
     Py_ssize_t vs0, vs1, vs2, vs3, vs4
@@ -276,6 +326,7 @@ cdef ScatterPlan _scatter_plan(Py_ssize_t* vshape, Py_ssize_t* vstrides, Py_ssiz
     p.n0, p.n1, p.n2 = oshape[1], oshape[2], oshape[3]
     p.plane = oshape[1] * oshape[2] * oshape[3]
     p.inner = oshape[4]
+    p.stream = oshape[0] * p.plane * p.inner * vitem >= STREAM_BYTES
     p.vs0, p.vs1, p.vs2, p.vs3, p.vs4 = [vstrides[i] // vitem for i in range(5)]
     p.is0, p.is1, p.is2, p.is3, p.is4 = [istrides[i] // sizeof(int64_t) for i in range(5)]
     p.os0, p.os1, p.os2, p.os3, p.os4 = [ostrides[i] // vitem for i in range(5)]
@@ -299,15 +350,18 @@ cdef void _store_plane(real_t* dst, const ScatterPlan* p, const double* plane, P
     cdef Py_ssize_t p0, p1, p2
     cdef real_t* row
     cdef const double* src
+    if nc == 1 and p.os3 == 1 and p.os2 == p.n2 and p.os1 == p.n1 * p.n2:
+        _line_cast_store(dst, 1, plane, p.plane, p.stream)
+        return
     for p0 in range(p.n0):
         for p1 in range(p.n1):
             row = dst + p0 * p.os1 + p1 * p.os2
             src = plane + (p0 * p.n1 + p1) * p.n2 * nc
             if nc == 1:
-                _line_cast_store(row, p.os3, src, p.n2)
+                _line_cast_store(row, p.os3, src, p.n2, p.stream)
             else:
                 for p2 in range(p.n2):
-                    _line_cast_store(row + p2 * p.os3, p.os4, src + p2 * nc, nc)
+                    _line_cast_store(row + p2 * p.os3, p.os4, src + p2 * nc, nc, p.stream)
 
 
 cdef void _scatter_add_item(const real_t* g, const int64_t* idx, real_t* gin,
@@ -353,6 +407,7 @@ def scatter_add(
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
                 _scatter_add_item(gp, ip, op, &p, k, <double*>mine)
+            cypool_stream_fence()
     finally:
         free(scratch)
 
@@ -444,6 +499,7 @@ def max_scatter_recomputed(
                 _recomputed_scatter_item(xp, gp, op, &p, &q, k, &s, <double*>mine,
                                          <real_t*>(mine + plane_bytes + argmax_bytes),
                                          <int64_t*>(mine + plane_bytes + argmax_bytes + row_bytes))
+            cypool_stream_fence()
     finally:
         free(scratch)
 

@@ -29,6 +29,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from cypool._openmp cimport CYPOOL_OPENMP_ENABLED, omp_get_thread_num
+from cypool._stream cimport cypool_stream_f32_from_f64, cypool_stream_f64, cypool_stream_fence
 
 # Whether this module was compiled with OpenMP; it must agree with cypool._runtime.
 OPENMP_ENABLED = bool(CYPOOL_OPENMP_ENABLED)
@@ -60,6 +61,9 @@ cdef enum:
     # blocks when one window alone would not fit.
     SCRATCH_BYTES = 16384
     CACHE_LINE = 64
+    # Results of at least this many bytes (half this machine's L3 cache) are written with
+    # non-temporal stores where the kernels have a contiguous line to write.
+    STREAM_BYTES = 16777216
 
 cdef enum PowerKind:
     POWER_NONE = 0      # avg: sum x

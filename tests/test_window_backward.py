@@ -164,6 +164,39 @@ def test_max_pool_backward_recomputed_equals_given_indices(shape, kw, dtype, num
                       dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op, kw", [
+    ("avg", dict(kernel_size=3, stride=1, padding=1)),   # the stride-1 gather
+    ("avg", dict(kernel_size=3, stride=2, padding=1)),   # the column spread
+    ("max", dict(kernel_size=3, stride=2, padding=1)),
+    ("max_indices", dict(kernel_size=2, stride=2)),
+])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_backward_results_past_the_caches_are_the_same(dtype, op, kw, channels_last):
+    """grad_input of 16 MiB or more is written with non-temporal stores (whole cache lines
+    only): bit for bit what the two halves of the batch, small enough for plain stores, give."""
+    rng = np.random.default_rng(14)
+    shape = ((16 << 20) // (8 * 257 * 255 * np.dtype(dtype).itemsize) + 2, 8, 257, 255)
+    x = rng.standard_normal(shape).astype(dtype)
+    axes = (2, 3)
+    if channels_last:
+        x, axes = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), (1, 2)
+    assert x.nbytes >= 16 << 20 > x[: len(x) // 2].nbytes
+
+    values, idx = cypool.max_pool(x, **kw, axes=axes, return_indices=True)
+    g = rng.standard_normal(values.shape).astype(dtype)
+
+    def grad(part):
+        if op == "avg":
+            return cypool.avg_pool_backward(g[part], x[part].shape, **kw, axes=axes)
+        return cypool.max_pool_backward(g[part], x[part], **kw, axes=axes,
+                                        indices=idx[part] if op == "max_indices" else None)
+
+    half = len(x) // 2
+    np.testing.assert_array_equal(grad(slice(None)), np.concatenate(
+        [grad(slice(None, half)), grad(slice(half, None))]))
+
+
 @pytest.mark.parametrize("xdtype", INT_DTYPES)
 def test_max_pool_backward_integer_input(xdtype):
     """x of an integer dtype (max_pool accepts them); the gradient has grad_output's dtype."""

@@ -1,4 +1,5 @@
-"""Window pooling forward: max_pool, avg_pool, lp_pool by layout and dtype.
+"""Window pooling forward: max_pool (values, and with indices), avg_pool, lp_pool by layout
+and dtype.
 
 Inputs are moderately sized (16, 32, 64, 64) images, 8 MB in float32, so the whole suite runs in
 a few minutes; the roofline track uses the `python -m cypool bench` image size (100 MB), where
@@ -19,6 +20,9 @@ def pool_call(op, x, axes, **kwargs):
     """A zero-argument callable running one forward pooling call."""
     if op == "max":
         return lambda: cypool.max_pool(x, KERNEL, STRIDE, PADDING, axes=axes, **kwargs)
+    if op == "max_indices":
+        return lambda: cypool.max_pool(x, KERNEL, STRIDE, PADDING, axes=axes,
+                                       return_indices=True, **kwargs)
     if op == "avg":
         return lambda: cypool.avg_pool(x, KERNEL, STRIDE, PADDING, axes=axes, **kwargs)
     if op == "lp":
@@ -29,11 +33,12 @@ def pool_call(op, x, axes, **kwargs):
 
 
 class WindowForward:
-    params = (["max", "avg", "lp"], ["NCHW", "NHWC"], ["float32", "float64", "uint8"])
+    params = (["max", "max_indices", "avg", "lp"], ["NCHW", "NHWC"],
+              ["float32", "float64", "uint8"])
     param_names = ["op", "layout", "dtype"]
 
     def setup(self, op, layout, dtype):
-        if dtype == "uint8" and op != "max":
+        if dtype == "uint8" and not op.startswith("max"):
             raise NotImplementedError("integer input is benchmarked for max pooling only")
         shape, axes = LAYOUT[layout]
         self.x = make_input(shape, dtype)

@@ -704,7 +704,7 @@ cdef inline void _window_argmax(const order_t* buf, const int32_t* sel, Py_ssize
                                 int32_t* r, int32_t* t) noexcept nogil:
     """For i < n, the window of taps buf[i * s + j * d], j < k (rows sel): m[i] its max, r[i]
     and t[i] the row and tap of its first occurrence. The common windows get loops with
-    constant k and s, which gcc unrolls over the taps and vectorises over i."""
+    constant k, which gcc unrolls over the taps."""
     cdef Py_ssize_t i
     if k == 3 and s == 1:
         for i in range(n):
@@ -891,7 +891,8 @@ cdef void _max_index_item(const order_t* x, const Plan* p, const Item* it, const
                           order_t* o, Py_ssize_t os3, Py_ssize_t os4,
                           int64_t* io, Py_ssize_t is3, Py_ssize_t is4) noexcept nogil:
     """Separable max and argmax of one item into o[i2 * os3 + c * os4] and io (the same, by
-    is3 and is4), both pointing at the item's row (i2 = 0) and first lane.
+    is3 and is4), both pointing at the item's row (i2 = 0) and first lane. Channels-first items
+    of uniform windows go to _max_index_line_item; this serves channels-last and adaptive bins.
 
     The row pass keeps, per buffered position, the max over the window's rows and the first of
     those rows holding it (rows numbered in scan order); the column pass picks, among a window's
@@ -909,7 +910,7 @@ cdef void _max_index_item(const order_t* x, const Plan* p, const Item* it, const
     cdef const int32_t* best_tap = s.best_tap
     cdef Py_ssize_t a, e, q, c, i, start, count, nc = it.nc, n = it.rhi - it.rlo
     cdef Py_ssize_t off = (it.rlo - it.lo) * nc, span = (it.hi - it.lo) * nc
-    cdef Py_ssize_t no = it.i2b - it.i2a, lo = it.lo, s2 = p.s2, d2 = p.d2
+    cdef Py_ssize_t lo = it.lo, s2 = p.s2, d2 = p.d2
     cdef int32_t row = 0
     cdef int nan = 0
     cdef order_t lowest = _lowest(buf[0])

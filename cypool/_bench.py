@@ -7,9 +7,10 @@ rows are new entries in :data:`CASES`, usually made by a
 small factory like :func:`window_case`.
 
 Roofline: the time to read every input byte and write every result byte once at the bandwidth of
-``np.copyto(dst, src)`` (``2 * nbytes / median time``, single-threaded, measured in the same run
-on an array of the case's input size). ``cy/roof`` is how far cypool is from that floor; since
-the copy runs on one thread, a multi-threaded kernel can come in under 1.
+``np.copyto(dst, src)`` (``2 * nbytes / median time``, single-threaded, on an array of the case's
+input size), timed alternately with the kernel's ``out=`` calls so that both see the same load
+on a shared machine. ``cy/roof`` is how far cypool is from that floor; since the copy runs on
+one thread, a multi-threaded kernel can come in under 1.
 
 Every time is the median over repeats after a warm-up call; each implementation's calls
 allocate their result, as a user's call does, and cypool is timed again writing into a
@@ -551,13 +552,42 @@ def median_time(fn: Thunk, repeats: int, warmup: int = 1, budget: float = math.i
     return statistics.median(times)
 
 
+def paired_median_times(fn: Thunk, other: Thunk, repeats: int, warmup: int = 1,
+                        budget: float = math.inf) -> tuple[float, float]:
+    """Median wall times of fn() and other(), called alternately (`repeats` pairs after `warmup`
+    pairs), so that both see the same load on a shared machine: their ratio holds where
+    either time alone moves by tens of percent. Stops early, as median_time, once the timed
+    calls have used `budget` seconds."""
+    for _ in range(warmup):
+        fn()
+        other()
+    times: tuple[list[float], list[float]] = ([], [])
+    spent = 0.0
+    for _ in range(max(1, repeats)):
+        for f, ts in ((fn, times[0]), (other, times[1])):
+            t0 = time.perf_counter()
+            result = f()
+            dt = time.perf_counter() - t0
+            del result
+            ts.append(dt)
+            spent += dt
+        if spent >= budget:
+            break
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def copy_call(nbytes: int) -> tuple[Thunk, int]:
+    """np.copyto between two pre-touched arrays of `nbytes`, and the bytes one call moves."""
+    src = np.ones(max(1, nbytes // 8), dtype=np.float64)
+    dst = np.zeros_like(src)
+    return (lambda: np.copyto(dst, src)), 2 * src.nbytes
+
+
 def copy_bandwidth(nbytes: int, repeats: int) -> float:
     """Bytes per second of np.copyto between two pre-touched arrays of `nbytes` (2 * nbytes
     moved per copy)."""
-    src = np.ones(max(1, nbytes // 8), dtype=np.float64)
-    dst = np.zeros_like(src)
-    t = median_time(lambda: np.copyto(dst, src), repeats, warmup=2)
-    return 2 * src.nbytes / t
+    copy, moved = copy_call(nbytes)
+    return moved / median_time(copy, repeats, warmup=2)
 
 
 @dataclass
@@ -648,7 +678,8 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
     print(f"kernels: {_kernels.ISA}")
     print(f"numpy {np.__version__}; torch {torch.__version__ if torch else 'not available'}")
     for nbytes, bw in bandwidths.items():
-        print(f"bandwidth: {bw / 1e9:.1f} GB/s (np.copyto of {nbytes / 1e6:.1f} MB, 2*nbytes/median time)")
+        print(f"bandwidth: {bw / 1e9:.1f} GB/s (np.copyto of {nbytes / 1e6:.1f} MB, 2*nbytes/median time; "
+              "each row's roofline times the copy again, alternately with the kernel)")
     print(
         f"medians of {settings.repeats} calls after a warm-up (numpy: {settings.numpy_repeats}"
         f"{' without warm-up' if not settings.numpy_warmup else ''}); "
@@ -675,10 +706,11 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
             cy = case.cypool(inputs, threads)
             result = cy()  # also the warm-up call
             moved = case.bytes_moved(inputs, result)
-            t_cy = median_time(cy, settings.repeats, warmup=0, budget=settings.budget)
-            t_cy_out = median_time(functools.partial(cy, out=result), settings.repeats,
-                                   warmup=1, budget=settings.budget)
-            del cy, result
+            # The roofline's copy runs alternately with the kernel, at the same moment's speed.
+            copy, copied = copy_call(nbytes)
+            t_cy_out, t_copy = paired_median_times(functools.partial(cy, out=result), copy,
+                                                   settings.repeats, 1, settings.budget)
+            del copy
 
             t_np = None
             if case.numpy is not None:
@@ -686,6 +718,11 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
                 if fn is not None:
                     t_np = median_time(fn, settings.numpy_repeats, settings.numpy_warmup, settings.budget)
                 del fn
+
+            # The allocating call is timed on its own, back to back: its time includes the first
+            # touch of a fresh result, whose page faults depend on what else allocates between.
+            t_cy = median_time(cy, settings.repeats, warmup=0, budget=settings.budget)
+            del cy, result
 
             t_torch = None
             if torch is not None and case.torch is not None:
@@ -695,7 +732,7 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
                         t_torch = median_time(fn, settings.repeats, 1, settings.budget)
                 del fn
 
-            t_roof = moved / bandwidths[nbytes]
+            t_roof = moved * t_copy / copied
             print(
                 _row(
                     [
@@ -723,7 +760,7 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
     print(
         "cypool ms: allocating the result, as numpy and torch do; cy out= ms: into a preallocated\n"
         "out= (the kernel alone; a fresh 100 MB result costs page faults on first touch).\n"
-        "cy/roof: cy out= time / roofline time (1 = at np.copyto's bandwidth); "
-        "np/cy, torch/cy: speed-up of cypool (allocating) over numpy and torch"
+        "cy/roof: cy out= time / roofline time (1 = at np.copyto's bandwidth, timed alternately with\n"
+        "the kernel); np/cy, torch/cy: speed-up of cypool (allocating) over numpy and torch"
     )
     return 0

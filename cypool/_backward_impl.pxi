@@ -14,7 +14,6 @@
 
 cdef struct SpreadPlan:
     Py_ssize_t o2, n0, n1, n2
-    bint stream                     # grad_input is written past the caches
     Py_ssize_t inner, block, nblocks
     Py_ssize_t pchunk, nchunks, nitems
     Py_ssize_t obuf_len, ibuf_len   # buffer elements per inner lane
@@ -112,7 +111,6 @@ cdef SpreadPlan _spread_plan(
     p.o2 = gshape[3]
     p.n0, p.n1, p.n2 = oshape[1], oshape[2], oshape[3]
     p.inner = oshape[4]
-    p.stream = oshape[0] * p.n0 * p.n1 * p.n2 * p.inner * item >= STREAM_BYTES
     p.gs0, p.gs1, p.gs2, p.gs3, p.gs4 = [gstrides[i] // item for i in range(5)]
     p.os0, p.os1, p.os2, p.os3, p.os4 = [ostrides[i] // item for i in range(5)]
     p.k2, p.s2, p.d2, p.pad2 = windows[2, 0], windows[2, 1], windows[2, 2], windows[2, 3]
@@ -225,14 +223,8 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
         for i in range(no):
             ibuf[lead + i] = obuf[i] * p.w2[olo + i]
         dst = gin + b * p.os0 + p0 * p.os1 + p1 * p.os2 + pa * p.os3 + c0 * p.os4
-        if p.stream:
-            # Into obuf (free again) in float64, then past the caches: the same values.
-            _window_avg(obuf, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, 1.0,
-                        &one, False)
-            _line_cast_store(dst, 1, obuf, pb - pa, True)
-        else:
-            _window_avg(dst, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, 1.0,
-                        &one, False)
+        _window_avg(dst, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, 1.0,
+                    &one, False)
         return
 
     # Column pass: spread each output over its taps along axis 2.
@@ -259,11 +251,10 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
     # Write every grad_input element of the chunk once.
     dst = gin + b * p.os0 + p0 * p.os1 + p1 * p.os2 + pa * p.os3 + c0 * p.os4
     if oflat:
-        _line_cast_store(dst, p.os3 if nc == 1 else 1, ibuf + (pa - blo) * nc, (pb - pa) * nc,
-                         p.stream)
+        _line_cast_store(dst, p.os3 if nc == 1 else 1, ibuf + (pa - blo) * nc, (pb - pa) * nc)
     else:
         for q in range(pb - pa):
-            _line_cast_store(dst + q * p.os3, p.os4, ibuf + (pa - blo + q) * nc, nc, p.stream)
+            _line_cast_store(dst + q * p.os3, p.os4, ibuf + (pa - blo + q) * nc, nc)
 
 
 def spread(
@@ -299,7 +290,6 @@ def spread(
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
                 _spread_item(gp, op, &p, k, <double*>mine, <double*>(mine + obuf_bytes))
-            cypool_stream_fence()
     finally:
         free(scratch)
 

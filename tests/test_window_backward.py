@@ -173,8 +173,9 @@ def test_max_pool_backward_recomputed_equals_given_indices(shape, kw, dtype, num
 ])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_backward_results_past_the_caches_are_the_same(dtype, op, kw, channels_last):
-    """grad_input of 16 MiB or more is written with non-temporal stores (whole cache lines
-    only): bit for bit what the two halves of the batch, small enough for plain stores, give."""
+    """Max backward writes a grad_input of 16 MiB or more with non-temporal stores (whole
+    cache lines only): bit for bit what the two halves of the batch, small enough for plain
+    stores, give. Avg backward (plain stores) is held to the same check."""
     rng = np.random.default_rng(14)
     shape = ((16 << 20) // (8 * 257 * 255 * np.dtype(dtype).itemsize) + 2, 8, 257, 255)
     x = rng.standard_normal(shape).astype(dtype)

@@ -533,47 +533,33 @@ CASES: list[Case] = _window_cases() + _backward_cases() + _global_adaptive_cases
 # Timing
 
 
-def median_time(fn: Thunk, repeats: int, warmup: int = 1, budget: float = math.inf) -> float:
-    """Median wall time of fn() over `repeats` calls after `warmup` calls; stops early (after at
-    least one timed call) once the timed calls have used `budget` seconds."""
+def median_times(fns: Sequence[Thunk], repeats: int, warmup: int = 1,
+                 budget: float = math.inf) -> list[float]:
+    """Median wall time of each of fns, called in turn (`repeats` rounds after `warmup`
+    rounds): several functions timed alternately see the same load on a shared machine, so
+    their ratio holds where either time alone moves by tens of percent. Stops early (after at
+    least one timed round) once the timed calls have used `budget` seconds."""
     for _ in range(warmup):
-        fn()
-    times: list[float] = []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     spent = 0.0
     for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        result = fn()
-        dt = time.perf_counter() - t0
-        del result
-        times.append(dt)
-        spent += dt
-        if spent >= budget:
-            break
-    return statistics.median(times)
-
-
-def paired_median_times(fn: Thunk, other: Thunk, repeats: int, warmup: int = 1,
-                        budget: float = math.inf) -> tuple[float, float]:
-    """Median wall times of fn() and other(), called alternately (`repeats` pairs after `warmup`
-    pairs), so that both see the same load on a shared machine: their ratio holds where
-    either time alone moves by tens of percent. Stops early, as median_time, once the timed
-    calls have used `budget` seconds."""
-    for _ in range(warmup):
-        fn()
-        other()
-    times: tuple[list[float], list[float]] = ([], [])
-    spent = 0.0
-    for _ in range(max(1, repeats)):
-        for f, ts in ((fn, times[0]), (other, times[1])):
+        for fn, ts in zip(fns, times):
             t0 = time.perf_counter()
-            result = f()
+            result = fn()
             dt = time.perf_counter() - t0
             del result
             ts.append(dt)
             spent += dt
         if spent >= budget:
             break
-    return statistics.median(times[0]), statistics.median(times[1])
+    return [statistics.median(ts) for ts in times]
+
+
+def median_time(fn: Thunk, repeats: int, warmup: int = 1, budget: float = math.inf) -> float:
+    """Median wall time of fn() over `repeats` calls after `warmup` calls (see median_times)."""
+    return median_times([fn], repeats, warmup, budget)[0]
 
 
 def copy_call(nbytes: int) -> tuple[Thunk, int]:
@@ -708,8 +694,8 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
             moved = case.bytes_moved(inputs, result)
             # The roofline's copy runs alternately with the kernel, at the same moment's speed.
             copy, copied = copy_call(nbytes)
-            t_cy_out, t_copy = paired_median_times(functools.partial(cy, out=result), copy,
-                                                   settings.repeats, 1, settings.budget)
+            t_cy_out, t_copy = median_times([functools.partial(cy, out=result), copy],
+                                            settings.repeats, 1, settings.budget)
             del copy
 
             t_np = None

@@ -854,7 +854,6 @@ cdef void _max_index_line_item(const order_t* x, const Plan* p, const Item* it,
     are redone by the exact scan."""
     cdef const int64_t* t0 = p.taps0 + 2 * it.i0
     cdef const int64_t* t1 = p.taps1 + 2 * it.i1
-    cdef const int64_t* t2
     cdef const order_t* src
     cdef order_t* best = <order_t*>s.best
     cdef int32_t* codes = s.best_row

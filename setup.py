@@ -185,7 +185,7 @@ def _extensions():
                 extra_compile_args=extra,
                 depends=["cypool/_window_impl.pxi", "cypool/_backward_impl.pxi",
                          "cypool/_global_impl.pxi", "cypool/_sequence_impl.pxi",
-                         "cypool/_openmp.pxd", "cypool/_stream.pxd"],
+                         "cypool/_openmp.pxd", "cypool/_simd.pxd"],
             )
         )
     # The generated C does not depend on the OpenMP setting (Cython guards its pragmas with

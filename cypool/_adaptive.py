@@ -10,6 +10,7 @@ the reduced axes into one where their strides allow it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
@@ -195,7 +196,8 @@ def merge_reduced_axes(
 ) -> tuple[NDArray[Any], tuple[int, ...]]:
     """x with the reduced axes moved last and merged into one when strides allow it (a view),
     else moved last as they are; returns (array, reduced axes of that array)."""
-    moved = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
+    trailing = tuple(range(x.ndim - len(axes), x.ndim))
+    moved = x if tuple(axes) == trailing else np.moveaxis(x, axes, trailing)
     keep = moved.shape[: x.ndim - len(axes)]
     merged = merge_trailing_axes(moved, len(axes))
     if merged is not None:
@@ -301,7 +303,7 @@ def global_avg_pool(
         out = call.to_internal(out, result, "out")
     xk = kernel_input(call.folded, compute)
     (values,) = result_arrays(call.folded, out, [(call.geometry.out_shape, result)], ["out"])
-    count = int(np.prod([call.folded.shape[a] for a in call.folded_axes]))
+    count = math.prod(call.folded.shape[a] for a in call.folded_axes)
     run_folded(_window_kernels.global_sum, call.folded_axes, [xk], [values], [compute],
                num_threads, 1.0 / count)
     return call.to_user(values) if user_out is None else user_out

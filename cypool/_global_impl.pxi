@@ -34,10 +34,14 @@ cdef GlobalPlan _global_plan(Py_ssize_t* xshape, Py_ssize_t* xstrides, Py_ssize_
 
 
 cdef inline double _line_total(const real_t* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
-    """Sum of src[i * s] in float64 with eight interleaved accumulators (vectorisable when
-    s == 1, and a fixed order either way)."""
+    """Sum of src[i * s] in float64, in a fixed order: the shim's sixteen lanes for contiguous
+    float32 and float64 lines, else eight interleaved accumulators."""
     cdef double acc[8]
     cdef Py_ssize_t i = 0, j
+    if s == 1 and real_t is float:
+        return cypool_sum_f32(<const float*>src, n)
+    if s == 1 and real_t is double:
+        return cypool_sum_f64(<const double*>src, n)
     for j in range(8):
         acc[j] = 0.0
     if s == 1:
@@ -186,15 +190,23 @@ cdef void _global_sum_rows(const real_t* x, total_t* out, const GlobalPlan* p, P
     """Channels-first items (inner == 1): the totals of outer indices [b0, b1) in one loop, the
     same sums as _global_sum_item's, without decoding an item per small region."""
     cdef Py_ssize_t b, a, e
+    # Locals, not p's fields: the stores to out may alias p (Python builds with
+    # -fno-strict-aliasing), which made every line reload them.
+    cdef Py_ssize_t n = p.r2, xs0 = p.xs0, xs3 = p.xs3, os0 = p.os0
     cdef const real_t* base
     cdef double total
+    if p.r0 == 1 and p.r1 == 1:
+        # One line per region (the pooled axes merged): no loops over the outer pooled axes.
+        for b in range(b0, b1):
+            out[b * os0] = <total_t>(_line_total(x + b * xs0, n, xs3) * scale)
+        return
     for b in range(b0, b1):
-        base = x + b * p.xs0
+        base = x + b * xs0
         total = 0.0
         for a in range(p.r0):
             for e in range(p.r1):
-                total += _line_total(base + a * p.xs1 + e * p.xs2, p.r2, p.xs3)
-        out[b * p.os0] = <total_t>(total * scale)
+                total += _line_total(base + a * p.xs1 + e * p.xs2, n, xs3)
+        out[b * os0] = <total_t>(total * scale)
 
 
 def global_sum(
@@ -301,21 +313,30 @@ cdef void _global_max_rows(const order_t* x, order_t* out, int64_t* idx, const G
     of the (cached) region finds its first position, or the first NaN when one was read: the
     element _global_max_item's exact row-major scan would pick."""
     cdef Py_ssize_t b, a, e, q, flat
+    # Locals, not p's fields: the stores to out may alias p (see _global_sum_rows).
+    cdef Py_ssize_t n = p.r2, xs0 = p.xs0, xs3 = p.xs3, os0 = p.os0
+    cdef bint one_line = p.r0 == 1 and p.r1 == 1
     cdef const order_t* base
     cdef const order_t* src
     cdef order_t v, best
     cdef int nan
     cdef bint first, found
     for b in range(b0, b1):
-        base = x + b * p.xs0
+        base = x + b * xs0
         nan = 0
-        first = True
-        for a in range(p.r0):
-            for e in range(p.r1):
-                v = _line_top(base + a * p.xs1 + e * p.xs2, p.r2, p.xs3, &nan)
-                if first or v > best:
-                    best = v
-                first = False
+        if one_line:
+            best = _line_top(base, n, xs3, &nan)
+            if idx == NULL and not nan and best != 0:
+                out[b * os0] = best
+                continue
+        else:
+            first = True
+            for a in range(p.r0):
+                for e in range(p.r1):
+                    v = _line_top(base + a * p.xs1 + e * p.xs2, n, xs3, &nan)
+                    if first or v > best:
+                        best = v
+                    first = False
         if idx != NULL or nan or best == 0:
             # The position of the max (or of the first NaN, or of the first zero: a max of
             # +-0 takes the sign of the first one), which _line_top does not give.
@@ -337,7 +358,7 @@ cdef void _global_max_rows(const order_t* x, order_t* out, int64_t* idx, const G
             best = v
             if idx != NULL:
                 idx[b * p.is0] = flat + q
-        out[b * p.os0] = best
+        out[b * os0] = best
 
 
 def global_max(

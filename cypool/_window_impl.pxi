@@ -30,7 +30,7 @@ from libc.string cimport memcpy
 
 from cypool._openmp cimport CYPOOL_OPENMP_ENABLED, omp_get_thread_num
 from cypool._simd cimport (cypool_stream_f32_from_f64, cypool_stream_f64, cypool_stream_fence,
-                           cypool_sum_f32, cypool_sum_f64)
+                           cypool_sum_f32, cypool_sum_f64, cypool_add3_f32)
 
 # Whether this module was compiled with OpenMP; it must agree with cypool._runtime.
 OPENMP_ENABLED = bool(CYPOOL_OPENMP_ENABLED)
@@ -366,7 +366,9 @@ cdef inline void _line_add_triple(double* dst, const real_t* a, const real_t* b,
                                   Py_ssize_t n, bint assign) noexcept nogil:
     """dst[i] (= or +=) a[i] + b[i] + c[i] in float64: three contiguous rows per pass."""
     cdef Py_ssize_t i
-    if assign:
+    if real_t is float:
+        cypool_add3_f32(dst, a, b, c, n, not assign)
+    elif assign:
         for i in range(n):
             dst[i] = <double>a[i] + <double>b[i] + <double>c[i]
     else:

@@ -426,6 +426,18 @@ def test_global_float32_accuracy():
                                h.astype(np.float64).mean(axis=(2, 3)), rtol=1e-2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_avg_pool_every_line_length(dtype):
+    """Contiguous lines of 1 to 40 values: every split of the SIMD line sums into sixteen-value
+    blocks, an eight-value block and a scalar tail, against the loop reference."""
+    rng = np.random.default_rng(29)
+    for n in range(1, 41):
+        x = (rng.standard_normal((2, 3, n)) * 10.0 ** rng.integers(-3, 4, (2, 3, n))).astype(dtype)
+        want = ref_global_avg_pool(x.astype(np.float64), None)
+        mag = ref_global_avg_pool(np.abs(x.astype(np.float64)), None)
+        assert_close(cypool.global_avg_pool(x), want, mag, dtype)
+
+
 def test_global_keepdims():
     rng = np.random.default_rng(28)
     x = rng.standard_normal((2, 3, 4, 5))

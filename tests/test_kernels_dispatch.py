@@ -74,3 +74,42 @@ def test_sequence_avx2_matches_baseline_bit_for_bit(monkeypatch, op, kwargs, dty
         results.append(result if isinstance(result, tuple) else (result,))
     for a, b in zip(*results):
         assert a.tobytes() == b.tobytes()
+
+
+# Region sizes that reach each part of the SIMD shim's line sums (cypool/_simd.pxd): sixteen-
+# value blocks, one eight-value block, the scalar tail, and each alone.
+GLOBAL_REGIONS = [(7, 7), (5, 5), (3, 5), (6, 6), (1, 7), (4, 2)]
+
+
+@pytest.mark.parametrize("region", GLOBAL_REGIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "strided"])
+def test_global_avx2_matches_baseline_bit_for_bit(monkeypatch, region, dtype, layout):
+    from cypool import _adaptive
+
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal((3, 5) + region) * 10.0 ** rng.integers(-3, 4, (3, 5) + region))
+    x = x.astype(dtype)
+    axes = None
+    if layout == "NHWC":
+        x, axes = np.moveaxis(x, 1, -1), (1, 2)
+    elif layout == "strided":
+        x = np.repeat(x, 2, axis=-1)[..., ::2]
+    results = []
+    for module in (_window_kernels, avx2):
+        monkeypatch.setattr(_adaptive, "_window_kernels", module)
+        results.append(cypool.global_avg_pool(x, axes=axes))
+        results.append(cypool.global_max_pool(x, axes=axes))
+    assert results[0].tobytes() == results[2].tobytes()
+    assert results[1].tobytes() == results[3].tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_rows_avx2_matches_baseline_bit_for_bit(monkeypatch, dtype):
+    # Channels-last rows of 12 x 64 values: the row pass's prefetching loop (rows >= 512).
+    x = np.random.default_rng(17).standard_normal((2, 9, 12, 64)).astype(dtype)
+    results = []
+    for module in (_window_kernels, avx2):
+        monkeypatch.setattr(_window, "_window_kernels", module)
+        results.append(cypool.avg_pool(x, (3, 3), stride=1, padding=1, axes=(1, 2)))
+    assert results[0].tobytes() == results[1].tobytes()

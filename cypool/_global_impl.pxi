@@ -35,13 +35,12 @@ cdef GlobalPlan _global_plan(Py_ssize_t* xshape, Py_ssize_t* xstrides, Py_ssize_
 
 cdef inline double _line_total(const real_t* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
     """Sum of src[i * s] in float64, in a fixed order: the shim's sixteen lanes for contiguous
-    float32 and float64 lines, else eight interleaved accumulators."""
+    float32 lines (whose conversions gcc's vectorisation of the loop below handled poorly), else
+    eight interleaved accumulators."""
     cdef double acc[8]
     cdef Py_ssize_t i = 0, j
     if s == 1 and real_t is float:
         return cypool_sum_f32(<const float*>src, n)
-    if s == 1 and real_t is double:
-        return cypool_sum_f64(<const double*>src, n)
     for j in range(8):
         acc[j] = 0.0
     if s == 1:

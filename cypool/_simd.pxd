@@ -64,7 +64,7 @@ cdef extern from *:
         for (; i < n; i++) dst[i] = src[i];
     }
 
-    /* Sums of n contiguous values in float64, in one fixed order whichever branch runs: sixteen
+    /* Sums of n contiguous floats in float64, in one fixed order whichever branch runs: sixteen
        lanes (lane = i mod 16) over the first n - n mod 16 values, then eight of them over the
        next n mod 16 / 8 * 8, the rest in a scalar total t; lanes are combined as
        ((l + l+4) + (l+8 + l+12)) for l < 4, then ((l0 + l2) + (l1 + l3)) + t. */
@@ -97,39 +97,6 @@ cdef extern from *:
         for (; i + 8 <= n; i += 8)
             for (j = 0; j < 8; j++) a[j] += (double)s[i + j];
         for (; i < n; i++) t += (double)s[i];
-        for (j = 0; j < 4; j++) a[j] = (a[j] + a[j + 4]) + (a[j + 8] + a[j + 12]);
-        return ((a[0] + a[2]) + (a[1] + a[3])) + t;
-    #endif
-    }
-
-    static inline double cypool_sum_f64(const double* s, Py_ssize_t n) {
-        Py_ssize_t i = 0;
-        double t = 0.0;
-    #if defined(__AVX__)
-        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-        __m128d h;
-        for (; i + 16 <= n; i += 16) {
-            a0 = _mm256_add_pd(a0, _mm256_loadu_pd(s + i));
-            a1 = _mm256_add_pd(a1, _mm256_loadu_pd(s + i + 4));
-            a2 = _mm256_add_pd(a2, _mm256_loadu_pd(s + i + 8));
-            a3 = _mm256_add_pd(a3, _mm256_loadu_pd(s + i + 12));
-        }
-        for (; i + 8 <= n; i += 8) {
-            a0 = _mm256_add_pd(a0, _mm256_loadu_pd(s + i));
-            a1 = _mm256_add_pd(a1, _mm256_loadu_pd(s + i + 4));
-        }
-        for (; i < n; i++) t += s[i];
-        a0 = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
-        h = _mm_add_pd(_mm256_castpd256_pd128(a0), _mm256_extractf128_pd(a0, 1));
-        return (_mm_cvtsd_f64(h) + _mm_cvtsd_f64(_mm_unpackhi_pd(h, h))) + t;
-    #else
-        double a[16] = {0.0};
-        int j;
-        for (; i + 16 <= n; i += 16)
-            for (j = 0; j < 16; j++) a[j] += s[i + j];
-        for (; i + 8 <= n; i += 8)
-            for (j = 0; j < 8; j++) a[j] += s[i + j];
-        for (; i < n; i++) t += s[i];
         for (j = 0; j < 4; j++) a[j] = (a[j] + a[j + 4]) + (a[j + 8] + a[j + 12]);
         return ((a[0] + a[2]) + (a[1] + a[3])) + t;
     #endif
@@ -189,6 +156,5 @@ cdef extern from *:
     void cypool_stream_f64(double* dst, const double* src, Py_ssize_t n) noexcept nogil
     void cypool_stream_fence() noexcept nogil
     double cypool_sum_f32(const float* s, Py_ssize_t n) noexcept nogil
-    double cypool_sum_f64(const double* s, Py_ssize_t n) noexcept nogil
     void cypool_add3_f32(double* dst, const float* a, const float* b, const float* c,
                          Py_ssize_t n, int accumulate) noexcept nogil

@@ -5,6 +5,13 @@
 # channels-last accumulates whole inner blocks, vectorised.
 
 
+cdef enum:
+    # Channels-last float32 sums add this many positions in registers per pass over the
+    # accumulators: (64, 7, 7, 2048) took 0.48 ms instead of 0.58 with three (2 threads);
+    # 49 at once (no pass over the accumulators) took 0.88, too many streams for the prefetcher.
+    GLOBAL_ROWS = 8
+
+
 cdef struct GlobalPlan:
     Py_ssize_t r0, r1, r2, inner, block, nblocks, nitems
     Py_ssize_t outer, rows  # channels-first: each item reduces `rows` consecutive outer indices
@@ -165,6 +172,14 @@ cdef void _global_sum_item(const real_t* x, total_t* out, const GlobalPlan* p, P
                 total += _line_total(row, p.r2, p.xs3)
                 continue
             q = 0
+            if p.xs4 == 1 and real_t is float:
+                # The same order whatever the inner block: results do not depend on threads.
+                while q < p.r2:
+                    c = min(GLOBAL_ROWS, p.r2 - q)
+                    cypool_add_rows_f32(acc, <const float*>(row + q * p.xs3), p.xs3, c, nc,
+                                        not first)
+                    first = False
+                    q += c
             if p.xs4 == 1:
                 # Contiguous channels: three positions per pass over the accumulators, which
                 # otherwise cost a load and a store for every value added.

@@ -9,6 +9,8 @@
 # - Three float32 rows added in float64 (the row pass of avg pooling): converting four floats
 #   straight from memory, where gcc loads eight and splits them, takes 0.17 instead of 0.26 ns
 #   per element; and a software prefetch of the row read from memory.
+# - k float32 rows added in float64 in registers (channels-last global sums): one pass over the
+#   accumulators per eight positions instead of per three.
 
 cdef extern from *:
     """
@@ -144,6 +146,36 @@ cdef extern from *:
             for (; i < n; i++) dst[i] = ((double)a[i] + (double)b[i]) + (double)c[i];
     }
 
+    /* dst[i] (= or +=) the sum of k rows src[r * stride + i], r < k, in float64, added in row
+       order ((r0 + r1) + r2) + ...: the same additions as cypool_add3_f32 for k = 3. */
+    static inline void cypool_add_rows_f32(double* dst, const float* src, Py_ssize_t stride,
+                                           Py_ssize_t k, Py_ssize_t n, int accumulate) {
+        Py_ssize_t i = 0, r;
+        double t;
+    #if defined(__AVX__)
+        for (; i + 8 <= n; i += 8) {
+            const float* s = src + i;
+            __m256d u = _mm256_cvtps_pd(_mm_loadu_ps(s)), v = _mm256_cvtps_pd(_mm_loadu_ps(s + 4));
+            for (r = 1; r < k; r++) {
+                s += stride;
+                u = _mm256_add_pd(u, _mm256_cvtps_pd(_mm_loadu_ps(s)));
+                v = _mm256_add_pd(v, _mm256_cvtps_pd(_mm_loadu_ps(s + 4)));
+            }
+            if (accumulate) {
+                u = _mm256_add_pd(_mm256_loadu_pd(dst + i), u);
+                v = _mm256_add_pd(_mm256_loadu_pd(dst + i + 4), v);
+            }
+            _mm256_storeu_pd(dst + i, u);
+            _mm256_storeu_pd(dst + i + 4, v);
+        }
+    #endif
+        for (; i < n; i++) {
+            t = (double)src[i];
+            for (r = 1; r < k; r++) t += (double)src[r * stride + i];
+            dst[i] = accumulate ? dst[i] + t : t;
+        }
+    }
+
     /* Non-temporal stores are weakly ordered: each thread fences them before its results
        are read by another. */
     static inline void cypool_stream_fence(void) {
@@ -155,6 +187,8 @@ cdef extern from *:
     void cypool_stream_f32_from_f64(float* dst, const double* src, Py_ssize_t n) noexcept nogil
     void cypool_stream_f64(double* dst, const double* src, Py_ssize_t n) noexcept nogil
     void cypool_stream_fence() noexcept nogil
+    void cypool_add_rows_f32(double* dst, const float* src, Py_ssize_t stride, Py_ssize_t k,
+                             Py_ssize_t n, int accumulate) noexcept nogil
     double cypool_sum_f32(const float* s, Py_ssize_t n) noexcept nogil
     void cypool_add3_f32(double* dst, const float* a, const float* b, const float* c,
                          Py_ssize_t n, int accumulate) noexcept nogil

@@ -30,7 +30,7 @@ from libc.string cimport memcpy
 
 from cypool._openmp cimport CYPOOL_OPENMP_ENABLED, omp_get_thread_num
 from cypool._simd cimport (cypool_stream_f32_from_f64, cypool_stream_f64, cypool_stream_fence,
-                           cypool_sum_f32, cypool_add3_f32)
+                           cypool_sum_f32, cypool_add3_f32, cypool_add_rows_f32)
 
 # Whether this module was compiled with OpenMP; it must agree with cypool._runtime.
 OPENMP_ENABLED = bool(CYPOOL_OPENMP_ENABLED)

@@ -160,7 +160,7 @@ cdef void _global_sum_item(const real_t* x, total_t* out, const GlobalPlan* p, P
                            double scale, double* acc) noexcept nogil:
     cdef Py_ssize_t cb = k % p.nblocks, b = k // p.nblocks
     cdef Py_ssize_t c0 = cb * p.block, nc = min(p.block, p.inner - c0)
-    cdef Py_ssize_t a, e, q, c
+    cdef Py_ssize_t a, e, q, c, count
     cdef const real_t* base = x + b * p.xs0 + c0 * p.xs4
     cdef const real_t* row
     cdef double total = 0.0
@@ -173,16 +173,17 @@ cdef void _global_sum_item(const real_t* x, total_t* out, const GlobalPlan* p, P
                 continue
             q = 0
             if p.xs4 == 1 and real_t is float:
-                # The same order whatever the inner block: results do not depend on threads.
+                # Contiguous float32 channels: GLOBAL_ROWS positions per pass over the
+                # accumulators, in an order that does not depend on the inner block (threads).
                 while q < p.r2:
-                    c = min(GLOBAL_ROWS, p.r2 - q)
-                    cypool_add_rows_f32(acc, <const float*>(row + q * p.xs3), p.xs3, c, nc,
+                    count = min(GLOBAL_ROWS, p.r2 - q)
+                    cypool_add_rows_f32(acc, <const float*>(row + q * p.xs3), p.xs3, count, nc,
                                         not first)
                     first = False
-                    q += c
-            if p.xs4 == 1:
-                # Contiguous channels: three positions per pass over the accumulators, which
-                # otherwise cost a load and a store for every value added.
+                    q += count
+            elif p.xs4 == 1:
+                # Other contiguous channels: three positions per pass over the accumulators,
+                # which otherwise cost a load and a store for every value added.
                 while q + 3 <= p.r2:
                     _line_add_triple(acc, row + q * p.xs3, row + (q + 1) * p.xs3,
                                      row + (q + 2) * p.xs3, nc, first)

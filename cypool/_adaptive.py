@@ -1,8 +1,8 @@
 """Adaptive and global pooling forward.
 
 Adaptive bins come from ``_geometry.adaptive_geometry`` as taps tables and run on the window
-kernels ("table mode"). Global pooling reduces whole regions with its own kernels, after merging
-the reduced axes into one where their strides allow it.
+kernels ("table mode"). Global pooling reduces whole regions with its own kernels, through
+``_global_call``.
 """
 
 # The helpers of _call and _layout called here are not annotated yet:
@@ -10,26 +10,18 @@ the reduced axes into one where their strides allow it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cypool._call import (
-    INDEX_DTYPE,
-    check_bool,
-    kernel_input,
-    refuse_out_overlap,
-    result_arrays,
-    run_folded,
-)
+from cypool._call import INDEX_DTYPE, check_bool, refuse_out_overlap
 from cypool._dtypes import ORDER_DTYPES, as_array, average_dtypes, order_compute_dtype
-from cypool._geometry import adaptive_geometry, global_axes
+from cypool._geometry import adaptive_geometry
+from cypool._global_call import GlobalCall, Result
 from cypool._kernels import window as _window_kernels
 from cypool._errors import ParameterTypeError
-from cypool._layout import check_out, merge_trailing_axes
 from cypool._parallel import check_num_threads
 from cypool._typing import ArrayPair
 from cypool._window import avg_over, max_over
@@ -191,58 +183,6 @@ def adaptive_max_pool(
     return max_over(x, geometry, return_indices, out, num_threads)
 
 
-def merge_reduced_axes(
-    x: NDArray[Any], axes: tuple[int, ...]
-) -> tuple[NDArray[Any], tuple[int, ...]]:
-    """x with the reduced axes moved last and merged into one when strides allow it (a view),
-    else moved last as they are; returns (array, reduced axes of that array)."""
-    trailing = tuple(range(x.ndim - len(axes), x.ndim))
-    moved = x if tuple(axes) == trailing else np.moveaxis(x, axes, trailing)
-    keep = moved.shape[: x.ndim - len(axes)]
-    merged = merge_trailing_axes(moved, len(axes))
-    if merged is not None:
-        return merged, (len(keep),)
-    if len(axes) <= 3:
-        return moved, tuple(range(len(keep), x.ndim))
-    copied = np.ascontiguousarray(moved).reshape(keep + (-1,))
-    return copied, (len(keep),)
-
-
-class _GlobalCall:
-    """Global pooling as adaptive pooling to one bin of x's reduced axes, merged when they fold.
-
-    Results are computed in the internal shape (the folded array's, reduced axes of size 1) and
-    shown in the user's shape; both differ only by size-1 axes, so each is a view of the other.
-    """
-
-    def __init__(self, x: ArrayLike, axes: int | Sequence[int] | None, keepdims: bool,
-                 source: str = "x") -> None:
-        self.x = as_array(x, "x", ORDER_DTYPES)
-        self.reduced = global_axes(self.x.ndim, axes, source)
-        self.keepdims = check_bool(keepdims, "keepdims")
-        empty = [a for a in self.reduced if self.x.shape[a] == 0]
-        if empty:
-            raise ValueError(f"{source} has shape {self.x.shape}: global pooling needs non-empty "
-                             f"reduced axes, got size 0 on axis {empty[0]}")
-        self.folded, self.folded_axes = merge_reduced_axes(self.x, self.reduced)
-        self.geometry = adaptive_geometry(self.folded.shape, (1,) * len(self.folded_axes),
-                                          self.folded_axes)
-        kept = tuple(n for a, n in enumerate(self.x.shape) if a not in self.reduced)
-        self.shape = (
-            tuple(1 if a in self.reduced else n for a, n in enumerate(self.x.shape))
-            if self.keepdims else kept
-        )
-
-    def to_user(self, arr: NDArray[Any]) -> NDArray[Any]:
-        squeezed = arr.reshape(arr.shape[: arr.ndim - len(self.folded_axes)])
-        return np.expand_dims(squeezed, self.reduced) if self.keepdims else squeezed
-
-    def to_internal(self, arr: object, dtype: np.dtype[Any], name: str) -> NDArray[Any]:
-        arr = check_out(arr, self.shape, dtype, [self.x], name)
-        kept = np.squeeze(arr, self.reduced) if self.keepdims else arr
-        return np.expand_dims(kept, tuple(range(kept.ndim, kept.ndim + len(self.folded_axes))))
-
-
 def global_avg_pool(
     x: ArrayLike,
     *,
@@ -295,18 +235,12 @@ def global_avg_pool(
     (1, 2, 1, 1)
     """
     refuse_out_overlap(out, x)
-    call = _GlobalCall(x, axes, keepdims)
+    call = GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
     compute, result = average_dtypes(call.x.dtype)
-    user_out = out
-    if out is not None:
-        out = call.to_internal(out, result, "out")
-    xk = kernel_input(call.folded, compute)
-    (values,) = result_arrays(call.folded, out, [(call.geometry.out_shape, result)], ["out"])
-    count = math.prod(call.folded.shape[a] for a in call.folded_axes)
-    run_folded(_window_kernels.global_sum, call.folded_axes, [xk], [values], [compute],
-               num_threads, 1.0 / count)
-    return call.to_user(values) if user_out is None else user_out
+    (values,) = call.run(_window_kernels.global_sum, compute, [Result(result, compute, "out")],
+                         None if out is None else [out], num_threads, 1.0 / call.count)
+    return values
 
 
 @overload
@@ -391,35 +325,23 @@ def global_max_pool(
     array([[2, 1]])
     """
     refuse_out_overlap(out, x)
-    call = _GlobalCall(x, axes, keepdims)
+    call = GlobalCall(x, axes, keepdims)
     return_indices = check_bool(return_indices, "return_indices")
     check_num_threads(num_threads)
-    user_out = out
-    if out is not None and return_indices:
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise ParameterTypeError(
-                f"out must be a pair (values, indices) when return_indices=True, got {type(out).__name__}"
-            )
-        out = (call.to_internal(out[0], call.x.dtype, "out[0]"),
-               call.to_internal(out[1], INDEX_DTYPE, "out[1]"))
-    elif out is not None:
-        out = call.to_internal(out, call.x.dtype, "out")
     compute = order_compute_dtype(call.x.dtype)
-    xk = kernel_input(call.folded, compute)
-    shape = call.geometry.out_shape
-    if return_indices:
-        values, indices = result_arrays(call.folded, out, [(shape, call.x.dtype),
-                                                           (shape, INDEX_DTYPE)],
-                                        ["out[0]", "out[1]"])
-        run_folded(_window_kernels.global_max, call.folded_axes, [xk], [values, indices],
-                   [compute, INDEX_DTYPE], num_threads)
-        if user_out is not None:
-            return user_out[0], user_out[1]
-        return call.to_user(values), call.to_user(indices)
-    (values,) = result_arrays(call.folded, out, [(shape, call.x.dtype)], ["out"])
-    run_folded(_window_kernels.global_max, call.folded_axes, [xk], [values], [compute],
-               num_threads, None)
-    return call.to_user(values) if user_out is None else user_out
+    if not return_indices:
+        (result,) = call.run(_window_kernels.global_max, compute,
+                             [Result(call.x.dtype, compute, "out")],
+                             None if out is None else [out], num_threads, None)
+        return result
+    if out is not None and (not isinstance(out, (tuple, list)) or len(out) != 2):
+        raise ParameterTypeError(
+            f"out must be a pair (values, indices) when return_indices=True, got {type(out).__name__}"
+        )
+    results = [Result(call.x.dtype, compute, "out[0]"), Result(INDEX_DTYPE, INDEX_DTYPE, "out[1]")]
+    maxima, indices = call.run(_window_kernels.global_max, compute, results,
+                               None if out is None else list(out), num_threads)
+    return maxima, indices
 
 
 def global_partial_sums(
@@ -427,10 +349,9 @@ def global_partial_sums(
 ) -> NDArray[np.float64]:
     """float64 sums of x over `axes`, kept as size-1 axes: the partial sums that chunked
     global average pooling (cypool.dask) combines, with no rounding to x's dtype between."""
-    call = _GlobalCall(x, axes, keepdims=True)
+    call = GlobalCall(x, axes, keepdims=True)
     compute, _ = average_dtypes(call.x.dtype)
-    xk = kernel_input(call.folded, compute)
-    sums = np.empty(call.geometry.out_shape, np.float64)
-    run_folded(_window_kernels.global_sum, call.folded_axes, [xk], [sums], [sums.dtype],
-               num_threads, 1.0)
-    return call.to_user(sums)
+    float64 = np.dtype(np.float64)
+    (sums,) = call.run(_window_kernels.global_sum, compute, [Result(float64, float64, "out")],
+                       None, num_threads, 1.0)
+    return sums

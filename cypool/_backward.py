@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cypool._adaptive import _GlobalCall, adaptive_max_pool, global_max_pool
+from cypool._adaptive import adaptive_max_pool, global_max_pool
+from cypool._global_call import GlobalCall
 from cypool._call import (
     INDEX_DTYPE,
     check_allocatable,
@@ -607,7 +608,7 @@ def global_avg_pool_backward(
     refuse_out_overlap(out, grad_output)
     input_shape = _input_shape(input_shape)
     probe = np.broadcast_to(np.zeros((), np.float32), input_shape)
-    call = _GlobalCall(probe, axes, keepdims, source="input_shape")
+    call = GlobalCall(probe, axes, keepdims, source="input_shape")
     check_num_threads(num_threads)
     g = check_grad_output(grad_output, call.shape)
     count = _plane(input_shape, call.reduced)
@@ -673,7 +674,7 @@ def global_max_pool_backward(
              [0., 0.]]]])
     """
     refuse_out_overlap(out, grad_output, x, indices)
-    call = _GlobalCall(x, axes, keepdims)
+    call = GlobalCall(x, axes, keepdims)
     check_num_threads(num_threads)
     g = check_grad_output(grad_output, call.shape)
     if indices is None:
@@ -681,7 +682,7 @@ def global_max_pool_backward(
                                  return_indices=True, num_threads=num_threads)
     else:
         idx = check_indices(indices, call.shape, _plane(call.x.shape, call.reduced))
-    internal_shape = call.geometry.out_shape
+    internal_shape = call.internal_shape
     g_in = g.reshape(internal_shape)
     idx_in = idx.reshape(internal_shape)
     if out is None:

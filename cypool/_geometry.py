@@ -451,6 +451,16 @@ def adaptive_geometry(shape, output_size, axes=None, name: str = "output_size",
 
 def global_axes(ndim: int, axes, source: str = "x") -> tuple[int, ...]:
     """The reduced axes of global pooling, sorted: every axis after the first two by default."""
+    if axes is None or type(axes) is int or (
+            type(axes) is tuple and all(type(a) is int for a in axes)):
+        # Cached for plain ints only: a bool or a float compares equal to an int (a cache hit)
+        # but must fail the checks. A global call is short enough for the checks to show.
+        return _global_axes(ndim, axes, source)
+    return _global_axes.__wrapped__(ndim, axes, source)
+
+
+@functools.lru_cache(maxsize=256)
+def _global_axes(ndim: int, axes, source: str) -> tuple[int, ...]:
     if axes is None:
         if ndim < 3:
             raise ValueError(

@@ -43,41 +43,54 @@ def allocate_like(x: np.ndarray, shape, dtype) -> np.ndarray:
     if x.flags.c_contiguous and 1 not in x.shape:
         # Strictly decreasing strides: the order below is the identity (a fast path).
         return np.empty(shape, dtype=dtype)
-    order = sorted(range(x.ndim), key=lambda a: (-abs(x.strides[a]) if x.shape[a] > 1 else 0, a))
+    order = memory_order(x.shape, x.strides)
     buf = np.empty([shape[a] for a in order], dtype=dtype)
     return buf.transpose(np.argsort(order))
 
 
+def memory_order(shape, strides) -> list[int]:
+    """The axes from outermost to innermost in memory (ties in axis order, size-1 axes last):
+    the order allocate_like lays a new array out in."""
+    return sorted(range(len(shape)), key=lambda a: (-abs(strides[a]) if shape[a] > 1 else 0, a))
+
+
 def strided_view(arr: np.ndarray, shape, strides, writeable: bool) -> np.ndarray:
     """A view of arr's memory from its first element with `shape` and byte `strides`, as
-    as_strided gives; through the ndarray constructor when arr is C-contiguous and no stride is
-    negative, which costs a tenth of as_strided's 3 us (that constructor refuses views that
-    leave arr's memory; as_strided then takes them)."""
-    if arr.flags.c_contiguous and arr.size and min(strides, default=0) >= 0:
-        try:
-            view = np.ndarray(tuple(shape), arr.dtype, arr, 0, tuple(strides))
-        except (TypeError, ValueError):
-            pass
-        else:
-            if not writeable:
-                view.flags.writeable = False
-            return view
-    return as_strided(arr, shape=shape, strides=strides, writeable=writeable)
+    as_strided gives. Tried through the ndarray constructor first, which costs a tenth of
+    as_strided's 3 us: it takes only C-contiguous arrays (whose first element starts their
+    memory) and views that stay inside that memory, and raises otherwise; as_strided then
+    takes the view (no checks before the attempt: they cost as much as the constructor)."""
+    try:
+        view = np.ndarray(shape, arr.dtype, arr, 0, strides)
+    except (TypeError, ValueError):
+        return as_strided(arr, shape=shape, strides=strides, writeable=writeable)
+    if not writeable:
+        view.flags.writeable = False
+    return view
 
 
 def merge_trailing_axes(arr: np.ndarray, count: int) -> np.ndarray | None:
     """arr with its last `count` axes merged into one, as a view; None when their strides do
     not allow that. Decided from the strides: NumPy's own reshape and .shape setter may build a
     full copy first (before NumPy 2.1's reshape(copy=False) there is no way to forbid it)."""
-    lead = arr.ndim - count
-    merged = [(n, s) for n, s in zip(arr.shape[lead:], arr.strides[lead:]) if n != 1]
+    merged = merged_trailing(arr.shape, arr.strides, arr.itemsize, count)
+    if merged is None:
+        return None
+    shape, strides = merged
+    return strided_view(arr, shape, strides, arr.flags.writeable)
+
+
+def merged_trailing(shape, strides, itemsize: int, count: int):
+    """(shape, byte strides) of an array with its last `count` axes merged into one, or None
+    when their strides do not allow that without a copy (an empty array always merges)."""
+    lead = len(shape) - count
+    merged = [(n, s) for n, s in zip(shape[lead:], strides[lead:]) if n != 1]
     if any((n0 > 0 and s0 != s1 * n1) for (n0, s0), (n1, s1) in zip(merged, merged[1:])):
-        if 0 not in arr.shape:
+        if 0 not in shape:
             return None
-    size = math.prod(arr.shape[lead:])
-    stride = merged[-1][1] if merged else arr.itemsize
-    return strided_view(arr, arr.shape[:lead] + (size,), arr.strides[:lead] + (stride,),
-                        arr.flags.writeable)
+    size = math.prod(shape[lead:])
+    stride = merged[-1][1] if merged else itemsize
+    return tuple(shape[:lead]) + (size,), tuple(strides[:lead]) + (stride,)
 
 
 def check_out(out, shape, dtype, inputs, name: str = "out") -> np.ndarray:

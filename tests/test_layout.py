@@ -84,3 +84,35 @@ def test_check_out_rules():
         check_out(x[:, :2], (2, 2), np.float64, [x])
     with pytest.raises(TypeError, match="out"):
         check_out([[0.0, 0.0]], (1, 2), np.float64, [x])
+
+
+def test_strided_view_in_place_for_every_kind_of_array():
+    from cypool._layout import strided_view
+
+    x = np.arange(12.0).reshape(3, 4)
+    cases = [
+        (x, (2, 2), (32, 8)),                  # C-contiguous: the ndarray constructor
+        (x[:, ::-1], (2, 2), (32, -8)),         # negative strides: as_strided
+        (x.T, (2, 2), (8, 32)),                 # not C-contiguous
+        (x[:, 1:3], (3, 2), (32, 8)),
+        (np.broadcast_to(x[0], (5, 4)), (5, 4), (0, 8)),
+    ]
+    for arr, shape, strides in cases:
+        for writeable in (False, True):
+            v = strided_view(arr, shape, strides, writeable)
+            assert v.shape == shape and v.strides == strides
+            assert np.shares_memory(v, arr) and v.flat[0] == arr.flat[0]
+            assert v.flags.writeable == (writeable and arr.flags.writeable)
+    ro = x.copy()
+    ro.flags.writeable = False
+    assert not strided_view(ro, (2, 2), (32, 8), True).flags.writeable
+
+
+def test_merged_trailing_from_strides():
+    from cypool._layout import merged_trailing
+
+    assert merged_trailing((2, 3, 4), (96, 32, 8), 8, 2) == ((2, 12), (96, 8))
+    assert merged_trailing((2, 3, 4), (96, 64, 8), 8, 2) is None      # rows skipped
+    assert merged_trailing((2, 1, 4), (32, 999, 8), 8, 2) == ((2, 4), (32, 8))
+    assert merged_trailing((2, 3, 4), (96, -32, -8), 8, 2) == ((2, 12), (96, -8))
+    assert merged_trailing((2, 1, 1), (8, 8, 8), 8, 2) == ((2, 1), (8, 8))

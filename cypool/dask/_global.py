@@ -18,7 +18,8 @@ import dask.array as da
 import numpy as np
 
 from cypool._adaptive import global_max_pool as _global_max_in_memory
-from cypool._adaptive import _GlobalCall, global_partial_sums
+from cypool._adaptive import global_partial_sums
+from cypool._global_call import GlobalCall
 from cypool._call import check_bool
 from cypool._dtypes import ORDER_DTYPES, as_array, average_dtypes
 from cypool.dask._args import as_dask_array, check_no_out, chunk_threads
@@ -29,7 +30,7 @@ def _checked(x: Any, axes: int | Sequence[int] | None, keepdims: bool,
              num_threads: int | None) -> tuple[da.Array, np.dtype[Any], tuple[int, ...], bool, int]:
     """The in-memory checks, run on a zero-stride probe of x's shape and dtype."""
     arr = as_dask_array(x)
-    call = _GlobalCall(np.broadcast_to(np.zeros((), arr.dtype), arr.shape), axes, keepdims)
+    call = GlobalCall(np.broadcast_to(np.zeros((), arr.dtype), arr.shape), axes, keepdims)
     # Empty chunks of a reduced axis have no sum or max to give: merge them into their neighbours.
     empty = {a: tuple(n for n in arr.chunks[a] if n) for a in call.reduced if 0 in arr.chunks[a]}
     if empty:

@@ -611,11 +611,10 @@ def global_avg_pool_backward(
     call = GlobalCall(probe, axes, keepdims, source="input_shape")
     check_num_threads(num_threads)
     g = check_grad_output(grad_output, call.shape)
-    count = _plane(input_shape, call.reduced)
     grad_input: NDArray[Any]
     (grad_input,) = result_arrays(probe, out, [(input_shape, g.dtype)], ["out"], [g])
     kept = g if keepdims else np.expand_dims(g, call.reduced)
-    np.multiply(kept.astype(np.float64, copy=False), 1.0 / count, out=grad_input, casting="unsafe")
+    np.multiply(kept.astype(np.float64, copy=False), 1.0 / call.count, out=grad_input, casting="unsafe")
     return grad_input
 
 
@@ -681,7 +680,7 @@ def global_max_pool_backward(
         _, idx = global_max_pool(call.x, axes=call.reduced, keepdims=keepdims,
                                  return_indices=True, num_threads=num_threads)
     else:
-        idx = check_indices(indices, call.shape, _plane(call.x.shape, call.reduced))
+        idx = check_indices(indices, call.shape, call.count)
     internal_shape = call.internal_shape
     g_in = g.reshape(internal_shape)
     idx_in = idx.reshape(internal_shape)

@@ -100,12 +100,19 @@ def run_folded(kernel, axes, inputs, results, compute_dtypes, num_threads, *args
         r if r.dtype == dt and element_strides_ok(r) else allocate_like(first, r.shape, dt)
         for r, dt in zip(results, compute_dtypes)
     ]
-    if all(a.size for a in inputs) and all(t.size for t in targets):
-        work = sum(a.nbytes for a in inputs) + sum(t.nbytes for t in targets)
-        threads = resolve_num_threads(num_threads, work)
+    threads = kernel_threads(num_threads, [*inputs, *targets])
+    if threads:
         for views in fold([*inputs, *targets], axes, n_inputs=len(inputs)):
             kernel(*views, *args, threads)
     copy_back(results, targets)
+
+
+def kernel_threads(num_threads, arrays) -> int:
+    """Threads for a kernel call over these arrays (sized by the bytes they hold), or 0 when
+    one of them is empty and the kernel has nothing to do."""
+    if not all(a.size for a in arrays):
+        return 0
+    return resolve_num_threads(num_threads, sum(a.nbytes for a in arrays))
 
 
 def copy_back(results, targets) -> None:

@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cypool._call import check_bool, kernel_input, result_arrays, run_folded
+from cypool._call import check_bool, kernel_input, kernel_threads, result_arrays, run_folded
 from cypool._dtypes import ORDER_DTYPES, as_array
 from cypool._geometry import global_axes
 from cypool._layout import _fold_plan, check_out, memory_order, merged_trailing, strided_view
 from cypool._layout import merge_trailing_axes
-from cypool._parallel import resolve_num_threads
 
 Shape = tuple[int, ...]
 ViewSpec = tuple[Shape, Shape]  # a 5-d view: shape and byte strides
@@ -231,7 +230,7 @@ class GlobalCall:
         # Writable where x is: the kernels take x as a const memoryview, and marking the view
         # read-only costs as much as making it.
         x_view = strided_view(x, *plan.x_view, True)
-        if x.size and views[0].size:
-            work = x_view.nbytes + sum(v.nbytes for v in views)
-            kernel(x_view, *views, *args, resolve_num_threads(num_threads, work))
+        threads = kernel_threads(num_threads, [x_view, *views])
+        if threads:
+            kernel(x_view, *views, *args, threads)
         return users

@@ -309,14 +309,14 @@ cdef struct ScatterPlan:
 
 cdef ScatterPlan _scatter_plan(Py_ssize_t* vshape, Py_ssize_t* vstrides, Py_ssize_t vitem,
                                Py_ssize_t* istrides, Py_ssize_t* oshape, Py_ssize_t* ostrides,
-                               Py_ssize_t lane_bytes, int num_threads):
+                               Py_ssize_t lane_bytes, bint stream, int num_threads):
     cdef ScatterPlan p
     cdef Py_ssize_t i
     p.o0, p.o1, p.o2 = vshape[1], vshape[2], vshape[3]
     p.n0, p.n1, p.n2 = oshape[1], oshape[2], oshape[3]
     p.plane = oshape[1] * oshape[2] * oshape[3]
     p.inner = oshape[4]
-    p.stream = oshape[0] * p.plane * p.inner * vitem >= STREAM_BYTES
+    p.stream = stream
     p.vs0, p.vs1, p.vs2, p.vs3, p.vs4 = [vstrides[i] // vitem for i in range(5)]
     p.is0, p.is1, p.is2, p.is3, p.is4 = [istrides[i] // sizeof(int64_t) for i in range(5)]
     p.os0, p.os1, p.os2, p.os3, p.os4 = [ostrides[i] // vitem for i in range(5)]
@@ -365,11 +365,17 @@ cdef void _scatter_add_item(const real_t* g, const int64_t* idx, real_t* gin,
         plane[q] = 0.0
     for i0 in range(p.o0):
         for i1 in range(p.o1):
-            for i2 in range(p.o2):
-                gv = g + b * p.vs0 + i0 * p.vs1 + i1 * p.vs2 + i2 * p.vs3 + c0 * p.vs4
-                iv = idx + b * p.is0 + i0 * p.is1 + i1 * p.is2 + i2 * p.is3 + c0 * p.is4
-                for c in range(nc):
-                    plane[iv[c * p.is4] * nc + c] += <double>gv[c * p.vs4]
+            gv = g + b * p.vs0 + i0 * p.vs1 + i1 * p.vs2 + c0 * p.vs4
+            iv = idx + b * p.is0 + i0 * p.is1 + i1 * p.is2 + c0 * p.is4
+            if nc == 1:
+                # Channels-first: one lane, a tight loop along the row (the general loop below
+                # made the (32, 64, 112, 112) max backward's scatter a quarter slower).
+                for i2 in range(p.o2):
+                    plane[iv[i2 * p.is3]] += <double>gv[i2 * p.vs3]
+            else:
+                for i2 in range(p.o2):
+                    for c in range(nc):
+                        plane[iv[i2 * p.is3 + c * p.is4] * nc + c] += <double>gv[i2 * p.vs3 + c * p.vs4]
     _store_plane(gin + b * p.os0 + c0 * p.os4, p, plane, nc)
 
 
@@ -377,13 +383,15 @@ def scatter_add(
     const real_t[:, :, :, :, :] grad_output,
     const int64_t[:, :, :, :, :] indices,
     real_t[:, :, :, :, :] grad_input,
+    bint stream,
     int num_threads,
 ):
     """grad_input = zeros, then grad_input[indices[o]] += grad_output[o] for every output o, in
-    float64 and output order. Indices must be valid flat positions of the pooled plane."""
+    float64 and output order. Indices must be valid flat positions of the pooled plane.
+    `stream` writes grad_input's contiguous lines with non-temporal stores."""
     cdef ScatterPlan p = _scatter_plan(grad_output.shape, grad_output.strides, sizeof(real_t),
                                        indices.strides, grad_input.shape, grad_input.strides,
-                                       sizeof(double), num_threads)
+                                       sizeof(double), stream, num_threads)
     cdef Py_ssize_t k, stride = _scratch_stride(p.plane * p.block * sizeof(double))
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef char* mine = NULL
@@ -436,7 +444,7 @@ def scatter_set(
     """out = zeros, then out[indices[o]] = x[o] in output order (a repeated index keeps the
     last value). Indices must be valid flat positions of out's pooled plane."""
     cdef ScatterPlan p = _scatter_plan(x.shape, x.strides, sizeof(order_t), indices.strides,
-                                       out.shape, out.strides, 0, num_threads)
+                                       out.shape, out.strides, 0, False, num_threads)
     cdef Py_ssize_t k
     cdef const order_t* xp = &x[0, 0, 0, 0, 0]
     cdef const int64_t* ip = &indices[0, 0, 0, 0, 0]
@@ -444,6 +452,30 @@ def scatter_set(
     with nogil:
         for k in prange(p.nitems, schedule="static", num_threads=num_threads):
             _scatter_set_item(xp, ip, op, &p, k)
+
+
+def index_bounds(
+    const int64_t[::1] indices,
+    int64_t[:, ::1] bounds,
+    int num_threads,
+):
+    """bounds[b] = (min, max) of block b of indices, the blocks len(bounds) equal slices (an
+    empty one gives (int64 max, int64 min)). The check of user indices before a scatter:
+    NumPy's min and max read a (32, 64, 56, 56) int64 array twice on one thread (3 ms)."""
+    cdef Py_ssize_t n = indices.shape[0], nblocks = bounds.shape[0]
+    cdef Py_ssize_t size = (n + nblocks - 1) // nblocks
+    cdef Py_ssize_t b, i
+    cdef int64_t lo, hi, v
+    with nogil:
+        for b in prange(nblocks, schedule="static", num_threads=num_threads):
+            lo = 0x7FFFFFFFFFFFFFFF
+            hi = -lo - 1
+            for i in range(b * size, min(n, (b + 1) * size)):
+                v = indices[i]
+                lo = v if v < lo else lo
+                hi = v if v > hi else hi
+            bounds[b, 0] = lo
+            bounds[b, 1] = hi
 
 
 # ----------------------------------------------------------------------------------------------
@@ -457,6 +489,7 @@ def max_scatter_recomputed(
     const int64_t[:, ::1] taps1,
     const int64_t[:, ::1] taps2,
     const int64_t[:, ::1] windows,
+    bint stream,
     int num_threads,
 ):
     """scatter_add(grad_output, argmax of each window of x, grad_input) without materialising
@@ -468,7 +501,7 @@ def max_scatter_recomputed(
                              sizeof(real_t), num_threads)
     cdef ScatterPlan q = _scatter_plan(grad_output.shape, grad_output.strides, sizeof(real_t),
                                        grad_output.strides, grad_input.shape, grad_input.strides,
-                                       sizeof(double), num_threads)
+                                       sizeof(double), stream, num_threads)
     cdef Py_ssize_t plane_bytes = _scratch_stride(q.plane * q.block * sizeof(double))
     cdef Py_ssize_t argmax_bytes = _argmax_scratch_bytes(&p, sizeof(real_t))
     cdef Py_ssize_t row_bytes = _scratch_stride(p.o2 * p.block * sizeof(int64_t))

@@ -62,9 +62,6 @@ cdef enum:
     # blocks when one window alone would not fit.
     SCRATCH_BYTES = 16384
     CACHE_LINE = 64
-    # Results of at least this many bytes (half this machine's L3 cache) are written with
-    # non-temporal stores where the kernels have a contiguous line to write.
-    STREAM_BYTES = 16777216
 
 cdef enum PowerKind:
     POWER_NONE = 0      # avg: sum x

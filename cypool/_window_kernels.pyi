@@ -65,6 +65,7 @@ def scatter_add(
     grad_output: NDArray[np.floating],
     indices: NDArray[np.int64],
     grad_input: NDArray[np.floating],
+    stream: bool,
     num_threads: int,
 ) -> None: ...
 def max_scatter_recomputed(
@@ -75,12 +76,18 @@ def max_scatter_recomputed(
     taps1: NDArray[np.int64],
     taps2: NDArray[np.int64],
     windows: NDArray[np.int64],
+    stream: bool,
     num_threads: int,
 ) -> None: ...
 def scatter_set(
     x: NDArray[np.generic],
     indices: NDArray[np.int64],
     out: NDArray[np.generic],
+    num_threads: int,
+) -> None: ...
+def index_bounds(
+    indices: NDArray[np.int64],
+    bounds: NDArray[np.int64],
     num_threads: int,
 ) -> None: ...
 def global_sum(

@@ -173,9 +173,10 @@ def test_max_pool_backward_recomputed_equals_given_indices(shape, kw, dtype, num
 ])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_backward_results_past_the_caches_are_the_same(dtype, op, kw, channels_last):
-    """Max backward writes a grad_input of 16 MiB or more with non-temporal stores (whole
-    cache lines only): bit for bit what the two halves of the batch, small enough for plain
-    stores, give. Avg backward (plain stores) is held to the same check."""
+    """Max backward writes a user's out= of 16 MiB or more with non-temporal stores (whole
+    cache lines only): bit for bit what the two halves of the batch, allocating their results
+    and small enough for plain stores either way, give. Avg backward (plain stores) is held to
+    the same check."""
     rng = np.random.default_rng(14)
     shape = ((16 << 20) // (8 * 257 * 255 * np.dtype(dtype).itemsize) + 2, 8, 257, 255)
     x = rng.standard_normal(shape).astype(dtype)
@@ -187,14 +188,16 @@ def test_backward_results_past_the_caches_are_the_same(dtype, op, kw, channels_l
     values, idx = cypool.max_pool(x, **kw, axes=axes, return_indices=True)
     g = rng.standard_normal(values.shape).astype(dtype)
 
-    def grad(part):
+    def grad(part, out=None):
         if op == "avg":
-            return cypool.avg_pool_backward(g[part], x[part].shape, **kw, axes=axes)
-        return cypool.max_pool_backward(g[part], x[part], **kw, axes=axes,
+            return cypool.avg_pool_backward(g[part], x[part].shape, **kw, axes=axes, out=out)
+        return cypool.max_pool_backward(g[part], x[part], **kw, axes=axes, out=out,
                                         indices=idx[part] if op == "max_indices" else None)
 
     half = len(x) // 2
-    np.testing.assert_array_equal(grad(slice(None)), np.concatenate(
+    whole = np.full_like(x, np.nan)
+    assert grad(slice(None), out=whole) is whole
+    np.testing.assert_array_equal(whole, np.concatenate(
         [grad(slice(None, half)), grad(slice(half, None))]))
 
 
@@ -631,6 +634,38 @@ def test_max_pool_backward_indices_negative(bad):
     with pytest.raises(ValueError) as e:
         cypool.max_pool_backward(G, X, (2, 2), indices=idx)
     assert_message(e, r"indices")
+
+
+def test_max_gradients_stream_only_into_a_large_out():
+    """Non-temporal stores only into a user's out= of 16 MiB or more: a result cypool
+    allocates is zeroed by the OS on first touch, which leaves its lines in the cache."""
+    from cypool._backward import STREAM_BYTES, write_past_caches
+
+    big, small = np.empty(STREAM_BYTES, np.uint8), np.empty(STREAM_BYTES - 1, np.uint8)
+    assert write_past_caches(big, big)
+    assert not write_past_caches(None, big)
+    assert not write_past_caches(small, small)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2])
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 1000, 100_003])
+@pytest.mark.parametrize("layout", ["int64", "int64 strided", "int32", "uint64"])
+def test_index_bounds_equals_numpy(size, layout, num_threads):
+    """The bounds of user indices (the index_bounds kernel for C-contiguous int64, NumPy
+    otherwise) are NumPy's min and max, wherever in the array, or in its kernel blocks, the
+    extremes lie."""
+    from cypool._backward import index_bounds
+
+    rng = np.random.default_rng(size)
+    dtype = {"int32": np.int32, "uint64": np.uint64}.get(layout, np.int64)
+    base = rng.integers(5, 50, 2 * size).astype(dtype)
+    for spot in sorted({0, size // 3, size - 1}):
+        for low, high in [(0, 60), (-7, 60), (0, 2 ** 40), (-(2 ** 62), 2 ** 62)]:
+            if dtype != np.int64 and (low < 0 or high > 2 ** 31):
+                continue
+            a = base.copy()[::2] if layout == "int64 strided" else base[:size].copy()
+            a[spot], a[size - 1 - spot] = low, high
+            assert index_bounds(a, num_threads) == (int(a.min()), int(a.max()))
 
 
 def test_max_pool_backward_indices_wrong_shape():

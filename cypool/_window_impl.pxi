@@ -30,7 +30,7 @@ from libc.string cimport memcpy
 
 from cypool._openmp cimport CYPOOL_OPENMP_ENABLED, omp_get_thread_num
 from cypool._simd cimport (cypool_stream_f32_from_f64, cypool_stream_f64, cypool_stream_fence,
-                           cypool_sum_f32, cypool_add3_f32, cypool_add_rows_f32)
+                           cypool_sum_f32, cypool_add3_f32, cypool_add_rows_f32, cypool_avg4_f32)
 
 # Whether this module was compiled with OpenMP; it must agree with cypool._runtime.
 OPENMP_ENABLED = bool(CYPOOL_OPENMP_ENABLED)
@@ -1023,8 +1023,11 @@ cdef inline void _taps_avg(real_t* o, const real_t** taps, Py_ssize_t ntaps, Py_
     cdef const real_t* c = taps[2 if ntaps > 2 else 0]
     cdef const real_t* d = taps[3 if ntaps > 3 else 0]
     if ntaps == 4:
-        for i in range(n):
-            o[i] = <real_t>(((<double>a[i] + <double>b[i]) + (<double>c[i] + <double>d[i])) * f)
+        if real_t is float:
+            cypool_avg4_f32(o, a, b, c, d, n, f)
+        else:
+            for i in range(n):
+                o[i] = <real_t>(((<double>a[i] + <double>b[i]) + (<double>c[i] + <double>d[i])) * f)
     elif ntaps == 3:
         for i in range(n):
             o[i] = <real_t>((<double>a[i] + <double>b[i] + <double>c[i]) * f)

@@ -113,3 +113,17 @@ def test_long_rows_avx2_matches_baseline_bit_for_bit(monkeypatch, dtype):
         monkeypatch.setattr(_window, "_window_kernels", module)
         results.append(cypool.avg_pool(x, (3, 3), stride=1, padding=1, axes=(1, 2)))
     assert results[0].tobytes() == results[1].tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_direct_taps_avx2_matches_baseline_bit_for_bit(monkeypatch, dtype, padding):
+    # Contiguous channels-last 2x2/2: each output's four taps are read straight from the input
+    # (the AVX2 four-tap loop over 8 channels at a time, and its scalar tail: 13 channels); with
+    # padding, the border windows have one or two taps.
+    x = np.random.default_rng(19).standard_normal((2, 9, 10, 13)).astype(dtype)
+    results = []
+    for module in (_window_kernels, avx2):
+        monkeypatch.setattr(_window, "_window_kernels", module)
+        results.append(cypool.avg_pool(x, (2, 2), stride=2, padding=padding, axes=(1, 2)))
+    assert results[0].tobytes() == results[1].tobytes()

@@ -15,6 +15,8 @@ one thread, a multi-threaded kernel can come in under 1.
 Every time is the median over repeats after a warm-up call; each implementation's calls
 allocate their result, as a user's call does, and cypool is timed again writing into a
 preallocated ``out=`` (the kernel alone), which is what ``cy/roof`` compares with the roofline.
+cypool's allocating calls and torch's are timed alternately too, so ``torch/cy`` compares the
+two at the same moment.
 A cypool builder's thunk therefore takes an optional ``out`` keyword. NumPy baselines are slow, so they get fewer
 repeats (one, without warm-up, under ``--quick``).
 """
@@ -705,18 +707,20 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
                     t_np = median_time(fn, settings.numpy_repeats, settings.numpy_warmup, settings.budget)
                 del fn
 
-            # The allocating call is timed on its own, back to back: its time includes the first
-            # touch of a fresh result, whose page faults depend on what else allocates between.
-            t_cy = median_time(cy, settings.repeats, warmup=0, budget=settings.budget)
-            del cy, result
-
-            t_torch = None
+            # The allocating call is timed alternately with torch's, which allocates too: both
+            # see the same moment's load and the same allocator state (a fresh result's first
+            # touch costs page faults unless the allocator reuses freed memory). Timed one
+            # after the other instead, their ratio moved by 30% between runs.
+            t_cy, t_torch = None, None
+            fn = None
             if torch is not None and case.torch is not None:
                 fn = case.torch(inputs, effective_threads)
-                if fn is not None:
-                    with torch.inference_mode():
-                        t_torch = median_time(fn, settings.repeats, 1, settings.budget)
-                del fn
+            if fn is not None:
+                with torch.inference_mode():
+                    t_cy, t_torch = median_times([cy, fn], settings.repeats, 1, settings.budget)
+            else:
+                t_cy = median_time(cy, settings.repeats, warmup=0, budget=settings.budget)
+            del cy, result, fn
 
             t_roof = moved * t_copy / copied
             print(
@@ -747,6 +751,7 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
         "cypool ms: allocating the result, as numpy and torch do; cy out= ms: into a preallocated\n"
         "out= (the kernel alone; a fresh 100 MB result costs page faults on first touch).\n"
         "cy/roof: cy out= time / roofline time (1 = at np.copyto's bandwidth, timed alternately with\n"
-        "the kernel); np/cy, torch/cy: speed-up of cypool (allocating) over numpy and torch"
+        "the kernel); np/cy, torch/cy: speed-up of cypool (allocating) over numpy and torch (cypool\n"
+        "and torch timed alternately)"
     )
     return 0

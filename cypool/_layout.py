@@ -40,8 +40,10 @@ def element_strides_ok(arr: np.ndarray) -> bool:
 
 def allocate_like(x: np.ndarray, shape, dtype) -> np.ndarray:
     """An empty array of `shape` whose axes are ordered in memory as x's are (NumPy's 'K')."""
-    if x.flags.c_contiguous and 1 not in x.shape:
-        # Strictly decreasing strides: the order below is the identity (a fast path).
+    if x.flags.c_contiguous and all(m == 1 for n, m in zip(x.shape, shape) if n == 1):
+        # Its other axes in order: the order below is the identity but for x's size-1 axes,
+        # which stay size 1 and so do not change the layout (a fast path: 5 of a 1x64x14x14
+        # max pool's 50 us went on sorting and transposing).
         return np.empty(shape, dtype=dtype)
     order = memory_order(x.shape, x.strides)
     buf = np.empty([shape[a] for a in order], dtype=dtype)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cypool._layout import allocate_like, check_out, fold
+from cypool._layout import allocate_like, check_out, fold, memory_order
 
 
 def covered(views, index):
@@ -60,6 +60,25 @@ def test_negative_and_zero_strides_fold_in_place():
     b = np.broadcast_to(np.arange(5.0), (3, 4, 5))
     (bv, _), = fold([b, np.empty((3, 4, 5))], (2,))
     assert 0 in bv.strides
+
+
+@pytest.mark.parametrize("shape, out_shape", [
+    ((1, 4, 5, 6), (1, 4, 2, 3)),
+    ((2, 1, 5, 6), (2, 1, 2, 3)),
+    ((1, 1, 1), (1, 1, 1)),
+    ((3, 1, 4), (3, 2, 4)),      # a size-1 axis of x that grows (padding): not the fast path
+    ((1, 4, 5), (2, 4, 5)),
+])
+def test_allocate_like_of_c_contiguous_with_size_one_axes(shape, out_shape):
+    """A C-contiguous x with size-1 axes: the result is laid out as the general rule says,
+    its axes ordered as memory_order orders x's (so a growing size-1 axis goes innermost)."""
+    x = np.zeros(shape, np.float32)
+    y = allocate_like(x, out_shape, np.float64)
+    assert y.shape == out_shape and y.dtype == np.float64
+    order = memory_order(x.shape, x.strides)
+    expected = np.empty([out_shape[a] for a in order]).transpose(np.argsort(order))
+    big = [a for a in range(len(out_shape)) if out_shape[a] > 1]
+    assert [y.strides[a] for a in big] == [expected.strides[a] for a in big]
 
 
 def test_allocate_like_keeps_memory_order():

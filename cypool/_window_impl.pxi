@@ -169,17 +169,58 @@ cdef Plan _make_plan(
     return p
 
 
-cdef inline Item _item(const Plan* p, Py_ssize_t k) noexcept nogil:
-    """Decode work item k; chunks vary fastest so neighbouring items touch neighbouring memory."""
-    cdef Py_ssize_t ch, cb, i0, i1
-    ch = k % p.nchunks
+cdef struct Cursor:
+    # Work item k as its coordinates: chunk ch varies fastest, then inner block cb, then the
+    # output row (b, i0, i1), so neighbouring items touch neighbouring memory.
+    Py_ssize_t ch, cb, i1, i0, b
+
+
+cdef inline Cursor _cursor(const Plan* p, Py_ssize_t k) noexcept nogil:
+    """Decode work item k."""
+    cdef Cursor c
+    c.ch = k % p.nchunks
     k = k // p.nchunks
-    cb = k % p.nblocks
+    c.cb = k % p.nblocks
     k = k // p.nblocks
-    i1 = k % p.o1
+    c.i1 = k % p.o1
     k = k // p.o1
-    i0 = k % p.o0
-    return _item_at(p, k // p.o0, i0, i1, cb * p.block, min(p.block, p.inner - cb * p.block), ch)
+    c.i0 = k % p.o0
+    c.b = k // p.o0
+    return c
+
+
+cdef inline void _advance(const Plan* p, Cursor* c) noexcept nogil:
+    """Step to the next work item: counting up instead of decoding, whose four integer
+    divisions cost about as much as a small item's work (a 14x14 plane's rows hold 7 outputs)."""
+    c.ch += 1
+    if c.ch < p.nchunks:
+        return
+    c.ch = 0
+    c.cb += 1
+    if c.cb < p.nblocks:
+        return
+    c.cb = 0
+    c.i1 += 1
+    if c.i1 < p.o1:
+        return
+    c.i1 = 0
+    c.i0 += 1
+    if c.i0 < p.o0:
+        return
+    c.i0 = 0
+    c.b += 1
+
+
+cdef inline Item _cursor_item(const Plan* p, const Cursor* c) noexcept nogil:
+    return _item_at(p, c.b, c.i0, c.i1, c.cb * p.block, min(p.block, p.inner - c.cb * p.block),
+                    c.ch)
+
+
+cdef inline Py_ssize_t _share_start(Py_ssize_t nitems, Py_ssize_t t, int n) noexcept nogil:
+    """The first item of share t of n of the items [0, nitems) (share t ends where t + 1
+    starts): contiguous shares, as a static schedule gives, so that each thread counts through
+    its items with _advance."""
+    return nitems * t // n
 
 
 cdef inline Item _item_at(const Plan* p, Py_ssize_t b, Py_ssize_t i0, Py_ssize_t i1,
@@ -622,6 +663,8 @@ def max_pool(
     cdef Plan p = _make_plan(x.shape, x.strides, sizeof(order_t), out.shape, out.strides,
                              sizeof(order_t), taps0, taps1, taps2, windows, sizeof(order_t),
                              num_threads)
+    cdef Py_ssize_t t, stop
+    cdef Cursor cur
     cdef Py_ssize_t k, buf_bytes = _scratch_stride(p.span * p.block * sizeof(order_t))
     cdef Py_ssize_t acc_bytes = _scratch_stride(max(p.block, p.ochunk) * sizeof(order_t))
     cdef Py_ssize_t stride = buf_bytes + acc_bytes + _scratch_stride(p.block * sizeof(int64_t))
@@ -635,10 +678,16 @@ def max_pool(
     try:
         with nogil, parallel(num_threads=num_threads):
             mine = scratch + stride * omp_get_thread_num()
-            for k in prange(p.nitems, schedule="static"):
-                it = _item(&p, k)
-                _max_item(xp, op, &p, &it, <order_t*>mine, <order_t*>(mine + buf_bytes),
-                          <int64_t*>(mine + buf_bytes + acc_bytes))
+            for t in prange(num_threads, schedule="static"):
+                k = _share_start(p.nitems, t, num_threads)
+                stop = _share_start(p.nitems, t + 1, num_threads)
+                cur = _cursor(&p, k)
+                while k < stop:
+                    it = _cursor_item(&p, &cur)
+                    _max_item(xp, op, &p, &it, <order_t*>mine, <order_t*>(mine + buf_bytes),
+                              <int64_t*>(mine + buf_bytes + acc_bytes))
+                    _advance(&p, &cur)
+                    k = k + 1
     finally:
         free(scratch)
 
@@ -965,6 +1014,8 @@ def max_pool_with_indices(
                              sizeof(order_t), taps0, taps1, taps2, windows, sizeof(order_t),
                              num_threads)
     p.is0, p.is1, p.is2, p.is3, p.is4 = [indices.strides[i] // sizeof(int64_t) for i in range(5)]
+    cdef Py_ssize_t t, stop
+    cdef Cursor cur
     cdef Py_ssize_t k, stride = _argmax_scratch_bytes(&p, sizeof(order_t))
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef ArgmaxScratch s
@@ -977,13 +1028,20 @@ def max_pool_with_indices(
     try:
         with nogil, parallel(num_threads=num_threads):
             s = _argmax_scratch(&p, sizeof(order_t), scratch + stride * omp_get_thread_num())
-            for k in prange(p.nitems, schedule="static"):
-                it = _item(&p, k)
-                _max_index_item(xp, &p, &it, &s,
-                                op + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4,
-                                p.os3, p.os4,
-                                ip + it.b * p.is0 + it.i0 * p.is1 + it.i1 * p.is2 + it.c0 * p.is4,
-                                p.is3, p.is4)
+            for t in prange(num_threads, schedule="static"):
+                k = _share_start(p.nitems, t, num_threads)
+                stop = _share_start(p.nitems, t + 1, num_threads)
+                cur = _cursor(&p, k)
+                while k < stop:
+                    it = _cursor_item(&p, &cur)
+                    _max_index_item(
+                        xp, &p, &it, &s,
+                        op + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4,
+                        p.os3, p.os4,
+                        ip + it.b * p.is0 + it.i0 * p.is1 + it.i1 * p.is2 + it.c0 * p.is4,
+                        p.is3, p.is4)
+                    _advance(&p, &cur)
+                    k = k + 1
     finally:
         free(scratch)
 
@@ -1192,6 +1250,8 @@ cdef _sum_pool(
     cdef Plan p = _make_plan(x.shape, x.strides, sizeof(real_t), out.shape, out.strides,
                              sizeof(real_t), taps0, taps1, taps2, windows, sizeof(double),
                              num_threads)
+    cdef Py_ssize_t t, stop
+    cdef Cursor cur
     cdef Py_ssize_t k, buf_bytes = _scratch_stride(p.span * p.block * sizeof(double))
     cdef Py_ssize_t stride = buf_bytes + _scratch_stride(max(p.block, p.ochunk) * sizeof(double))
     cdef char* scratch = <char*>malloc(stride * num_threads)
@@ -1204,10 +1264,16 @@ cdef _sum_pool(
     try:
         with nogil, parallel(num_threads=num_threads):
             mine = scratch + stride * omp_get_thread_num()
-            for k in prange(p.nitems, schedule="static"):
-                it = _item(&p, k)
-                _sum_item(xp, op, &p, &it, inv0, inv1, inv2, kind, power,
-                          <double*>mine, <double*>(mine + buf_bytes))
+            for t in prange(num_threads, schedule="static"):
+                k = _share_start(p.nitems, t, num_threads)
+                stop = _share_start(p.nitems, t + 1, num_threads)
+                cur = _cursor(&p, k)
+                while k < stop:
+                    it = _cursor_item(&p, &cur)
+                    _sum_item(xp, op, &p, &it, inv0, inv1, inv2, kind, power,
+                              <double*>mine, <double*>(mine + buf_bytes))
+                    _advance(&p, &cur)
+                    k = k + 1
     finally:
         free(scratch)
 

@@ -443,3 +443,39 @@ def test_bit_identical_for_every_num_threads(name):
     for nt in (2, 3, 4):
         _assert_bit_identical(f(nt), want, f"{name}, num_threads={nt} against 1")
     _assert_bit_identical(f(None), want, f"{name}, num_threads=None against 1")
+
+
+@pytest.mark.parametrize("op", ["max", "max indices", "avg"])
+@pytest.mark.parametrize("rows", [1, 2, 3, 7])
+def test_window_kernels_with_more_threads_than_items(op, rows):
+    """The window kernels share their items among threads in contiguous runs: with fewer items
+    than threads some runs are empty, and every item is still computed once. The kernels are
+    called directly (the facade would run inputs this small on one thread)."""
+    from cypool import _geometry
+    from cypool._kernels import window as kernels
+
+    x = np.random.default_rng(rows).standard_normal((1, 1, rows + 2, 5)).astype(np.float32)
+    geometry = _geometry.window_geometry(x.shape, (3, 3), 1, (0, 1), 1, None, False)
+    taps = (*geometry.taps(), geometry.windows())
+    n_out = geometry.out_shape[2:]
+    view = x.reshape(1, 1, *x.shape[2:], 1)
+    results = []
+    for threads in (1, 3, 8):
+        out = np.full((1, 1, *n_out, 1), np.nan, np.float32)
+        if op == "max":
+            kernels.max_pool(view, out, *taps, threads)
+            results.append(out)
+        elif op == "avg":
+            inv = [np.ones(n) for n in (1, *n_out)]
+            kernels.avg_pool(view, out, *taps, *inv, threads)
+            results.append(out)
+        else:
+            idx = np.full(out.shape, -1, np.int64)
+            kernels.max_pool_with_indices(view, out, idx, *taps, threads)
+            results.append(np.concatenate([out.ravel(), idx.ravel().astype(np.float32)]))
+    assert not np.isnan(results[0]).any()
+    for r in results[1:]:
+        assert r.tobytes() == results[0].tobytes()
+    want = cypool.max_pool(x, (3, 3), 1, (0, 1)) if op != "avg" else None
+    if want is not None:
+        np.testing.assert_array_equal(results[0][: want.size].reshape(want.shape), want)

@@ -711,7 +711,7 @@ def run(quick: bool, threads: int | None, *, cases: Sequence[Case] | None = None
             # see the same moment's load and the same allocator state (a fresh result's first
             # touch costs page faults unless the allocator reuses freed memory). Timed one
             # after the other instead, their ratio moved by 30% between runs.
-            t_cy, t_torch = None, None
+            t_torch = None
             fn = None
             if torch is not None and case.torch is not None:
                 fn = case.torch(inputs, effective_threads)

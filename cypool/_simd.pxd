@@ -179,12 +179,16 @@ cdef extern from *:
     }
 
     /* o[i] = (float)(((a[i] + b[i]) + (c[i] + d[i])) * f) in float64: the four taps of a
-       channels-last 2x2 window, the same additions and rounding as the plain loop. */
+       channels-last 2x2 window, the same additions and rounding as the plain loop. With
+       `stream` and a 16-byte aligned o, the vector part is stored past the caches (16 bytes
+       at a time: numpy's large buffers start 16 bytes past a cache line); a run of calls over
+       consecutive lines then fills each line with streaming stores alone. */
     static inline void cypool_avg4_f32(float* o, const float* a, const float* b, const float* c,
-                                       const float* d, Py_ssize_t n, double f) {
+                                       const float* d, Py_ssize_t n, double f, int stream) {
         Py_ssize_t i = 0;
     #if defined(__AVX__)
         __m256d vf = _mm256_set1_pd(f);
+        stream = stream && ((size_t)o & 15) == 0;
         for (; i + 8 <= n; i += 8) {
             __m256d u = _mm256_add_pd(
                 _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i)), _mm256_cvtps_pd(_mm_loadu_ps(b + i))),
@@ -194,8 +198,13 @@ cdef extern from *:
                               _mm256_cvtps_pd(_mm_loadu_ps(b + i + 4))),
                 _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(c + i + 4)),
                               _mm256_cvtps_pd(_mm_loadu_ps(d + i + 4))));
-            _mm256_storeu_ps(o + i, _mm256_set_m128(_mm256_cvtpd_ps(_mm256_mul_pd(v, vf)),
-                                                    _mm256_cvtpd_ps(_mm256_mul_pd(u, vf))));
+            if (stream) {
+                _mm_stream_ps(o + i, _mm256_cvtpd_ps(_mm256_mul_pd(u, vf)));
+                _mm_stream_ps(o + i + 4, _mm256_cvtpd_ps(_mm256_mul_pd(v, vf)));
+            } else {
+                _mm256_storeu_ps(o + i, _mm256_set_m128(_mm256_cvtpd_ps(_mm256_mul_pd(v, vf)),
+                                                        _mm256_cvtpd_ps(_mm256_mul_pd(u, vf))));
+            }
         }
     #endif
         for (; i < n; i++)
@@ -217,6 +226,6 @@ cdef extern from *:
                              Py_ssize_t n, int accumulate) noexcept nogil
     double cypool_sum_f32(const float* s, Py_ssize_t n) noexcept nogil
     void cypool_avg4_f32(float* o, const float* a, const float* b, const float* c, const float* d,
-                         Py_ssize_t n, double f) noexcept nogil
+                         Py_ssize_t n, double f, int stream) noexcept nogil
     void cypool_add3_f32(double* dst, const float* a, const float* b, const float* c,
                          Py_ssize_t n, int accumulate) noexcept nogil

@@ -86,6 +86,7 @@ cdef struct Plan:
     Py_ssize_t d0, d1, d2
     Py_ssize_t k2, s2, pad2  # axis 2's kernel, stride and leading pad; k2 == 0: table mode
     bint direct              # channels-last items read taps straight from the input
+    bint stream              # their float32 2x2 averages are stored past the caches
     const int64_t* taps0
     const int64_t* taps1
     const int64_t* taps2
@@ -165,6 +166,7 @@ cdef Plan _make_plan(
     # Channels-last windows that barely overlap gain nothing from the row buffer: reading each
     # tap's inner line straight from the input skips a write and read of the buffer.
     p.direct = p.inner > 1 and (p.k2 == 0 or p.k2 <= p.s2 + 1)
+    p.stream = False
     p.nitems = nrows * p.nblocks * p.nchunks
     return p
 
@@ -1073,8 +1075,9 @@ cdef inline void _finish(real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize
 
 
 cdef inline void _taps_avg(real_t* o, const real_t** taps, Py_ssize_t ntaps, Py_ssize_t n,
-                           double f) noexcept nogil:
-    """o[i] = (sum of taps[t][i] for t < ntaps <= 4) * f, summed in float64, one pass."""
+                           double f, bint stream) noexcept nogil:
+    """o[i] = (sum of taps[t][i] for t < ntaps <= 4) * f, summed in float64, one pass; float32
+    2x2 windows with `stream` write o past the caches."""
     cdef Py_ssize_t i
     cdef const real_t* a = taps[0]
     cdef const real_t* b = taps[1 if ntaps > 1 else 0]
@@ -1082,7 +1085,7 @@ cdef inline void _taps_avg(real_t* o, const real_t** taps, Py_ssize_t ntaps, Py_
     cdef const real_t* d = taps[3 if ntaps > 3 else 0]
     if ntaps == 4:
         if real_t is float:
-            cypool_avg4_f32(o, a, b, c, d, n, f)
+            cypool_avg4_f32(o, a, b, c, d, n, f, stream)
         else:
             for i in range(n):
                 o[i] = <real_t>(((<double>a[i] + <double>b[i]) + (<double>c[i] + <double>d[i])) * f)
@@ -1127,7 +1130,7 @@ cdef void _sum_direct(const real_t* x, real_t* out, const Plan* p, const Item* i
                     for g in range(t2[1]):
                         taps[ntaps] = src + (t2[0] + g * p.d2) * p.xs3
                         ntaps += 1
-            _taps_avg(o + i2 * p.os3, taps, ntaps, it.nc, scale * inv2[i2])
+            _taps_avg(o + i2 * p.os3, taps, ntaps, it.nc, scale * inv2[i2], p.stream)
             continue
         first = True
         for a in range(t0[1]):
@@ -1245,6 +1248,7 @@ cdef _sum_pool(
     const double* inv2,
     PowerKind kind,
     double power,
+    bint stream,
     int num_threads,
 ):
     cdef Plan p = _make_plan(x.shape, x.strides, sizeof(real_t), out.shape, out.strides,
@@ -1259,6 +1263,7 @@ cdef _sum_pool(
     cdef Item it
     cdef const real_t* xp = &x[0, 0, 0, 0, 0]
     cdef real_t* op = &out[0, 0, 0, 0, 0]
+    p.stream = stream
     if scratch == NULL:
         raise MemoryError()
     try:
@@ -1274,6 +1279,8 @@ cdef _sum_pool(
                               <double*>mine, <double*>(mine + buf_bytes))
                     _advance(&p, &cur)
                     k = k + 1
+            if p.stream:
+                cypool_stream_fence()
     finally:
         free(scratch)
 
@@ -1288,14 +1295,16 @@ def avg_pool(
     const double[::1] inv0,
     const double[::1] inv1,
     const double[::1] inv2,
+    bint stream,
     int num_threads,
 ):
     """out = sum over each window of x * inv0[i0] * inv1[i1] * inv2[i2], summed in float64.
 
-    inv* are the inverse per-axis divisor factors.
+    inv* are the inverse per-axis divisor factors. `stream` writes the results of float32
+    channels-last 2x2 windows (contiguous inner lines) with non-temporal stores.
     """
     _sum_pool(x, out, taps0, taps1, taps2, windows, &inv0[0], &inv1[0], &inv2[0], POWER_NONE,
-              1.0, num_threads)
+              1.0, stream, num_threads)
 
 
 def lp_pool(
@@ -1316,4 +1325,4 @@ def lp_pool(
     elif norm_type == 2.0:
         kind = POWER_TWO
     _sum_pool(x, out, taps0, taps1, taps2, windows, &unused_divisor, &unused_divisor,
-              &unused_divisor, kind, norm_type, num_threads)
+              &unused_divisor, kind, norm_type, False, num_threads)

@@ -35,6 +35,7 @@ def avg_pool(
     inv0: NDArray[np.float64],
     inv1: NDArray[np.float64],
     inv2: NDArray[np.float64],
+    stream: bool,
     num_threads: int,
 ) -> None: ...
 def lp_pool(

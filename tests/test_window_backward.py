@@ -639,7 +639,7 @@ def test_max_pool_backward_indices_negative(bad):
 def test_max_gradients_stream_only_into_a_large_out():
     """Non-temporal stores only into a user's out= of 16 MiB or more: a result cypool
     allocates is zeroed by the OS on first touch, which leaves its lines in the cache."""
-    from cypool._backward import STREAM_BYTES, write_past_caches
+    from cypool._call import STREAM_BYTES, write_past_caches
 
     big, small = np.empty(STREAM_BYTES, np.uint8), np.empty(STREAM_BYTES - 1, np.uint8)
     assert write_past_caches(big, big)

@@ -356,6 +356,15 @@ def test_empty_batch(op, dtype):
     assert r.shape == (2, 2, 0)
 
 
+def test_averages_stream_every_large_result():
+    """Non-temporal stores for the forward's large results, allocated or the user's out=:
+    the threshold is the backward's, without its out= condition."""
+    from cypool._call import STREAM_BYTES, stream_forward_result
+
+    assert stream_forward_result(np.empty(STREAM_BYTES, np.uint8))
+    assert not stream_forward_result(np.empty(STREAM_BYTES - 1, np.uint8))
+
+
 def test_read_only_input_is_never_modified():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 7, 6)).astype(np.float32)

@@ -62,6 +62,8 @@ cdef enum:
     # blocks when one window alone would not fit.
     SCRATCH_BYTES = 16384
     CACHE_LINE = 64
+    # The code of a buffered position outside the input in _max_index_line_item (2**30).
+    PADDING_CODE = 1073741824
 
 cdef enum PowerKind:
     POWER_NONE = 0      # avg: sum x
@@ -78,7 +80,6 @@ cdef struct Plan:
     Py_ssize_t nitems
     Py_ssize_t span        # buffered positions along axis 2 of the longest chunk
     Py_ssize_t rows        # the most input rows (p0, p1) of any window
-    Py_ssize_t full_a, full_b  # outputs along axis 2 whose windows lie inside the input
     bint line_argmax       # channels-first argmax by _max_index_line_item
     Py_ssize_t xs0, xs1, xs2, xs3, xs4
     Py_ssize_t os0, os1, os2, os3, os4
@@ -153,16 +154,11 @@ cdef Plan _make_plan(
             p.ochunk = max(1, (elements // p.block - extent2) // p.s2 + 1)
         p.span = (p.ochunk - 1) * p.s2 + extent2
     p.nchunks = (p.o2 + p.ochunk - 1) // p.ochunk
-    p.full_a = p.full_b = 0
-    if p.k2 > 0:
-        p.full_a = min(p.o2, max(0, (p.pad2 + p.s2 - 1) // p.s2))
-        if p.n2 - extent2 + p.pad2 >= 0:
-            p.full_b = max(p.full_a, min(p.o2, (p.n2 - extent2 + p.pad2) // p.s2 + 1))
-        else:
-            p.full_b = p.full_a
-    # Its tap codes are int32 offsets within the pooled plane.
+    # Its tap codes are int32 offsets within the pooled plane plus offsets along axis 2, all
+    # below PADDING_CODE, which itself plus a window's extent stays below 2**31.
     p.line_argmax = (p.k2 > 0 and p.inner == 1
-                     and xshape[1] * xshape[2] * xshape[3] < 2147483647)
+                     and xshape[1] * xshape[2] * xshape[3] < PADDING_CODE
+                     and extent2 < PADDING_CODE)
     # Channels-last windows that barely overlap gain nothing from the row buffer: reading each
     # tap's inner line straight from the input skips a write and read of the buffer.
     p.direct = p.inner > 1 and (p.k2 == 0 or p.k2 <= p.s2 + 1)
@@ -807,130 +803,97 @@ cdef inline ArgmaxScratch _argmax_scratch(const Plan* p, Py_ssize_t item, char* 
     return s
 
 
-cdef inline int _first_max(const order_t* b, Py_ssize_t k, Py_ssize_t d, int32_t code0,
-                           int32_t dcode, order_t* best, int32_t* code) noexcept nogil:
-    """best = the max of the taps b[j * d], j < k, code = code0 + j * dcode for the first j
-    holding it; returns whether a NaN was read. The code is blended with a bit mask: a select
-    on a float compare is control flow to gcc's vectoriser."""
+cdef inline void _tie_max(const order_t* b, const int32_t* c, Py_ssize_t k, Py_ssize_t d,
+                          order_t* best, int32_t* code) noexcept nogil:
+    """best = the max of the taps b[j * d], j < k, and code the smallest c[j * d] + j * d of
+    the taps holding it: its first tap in row-major order. The code is blended with a bit mask:
+    a select on a float compare is control flow to gcc's vectoriser."""
     cdef order_t m = b[0], v
-    cdef int32_t c = code0, j, take
-    cdef int nan = 0
-    if order_t is float or order_t is double:
-        nan = m != m
-    for j in range(1, k):
+    cdef int32_t mc = c[0], vc, take, j
+    for j in range(1, <int32_t>k):
         v = b[j * d]
-        if order_t is float or order_t is double:
-            nan = nan | (v != v)
-        take = -<int32_t>(v > m)
-        c = c ^ ((c ^ (code0 + j * dcode)) & take)
+        vc = c[j * d] + j * <int32_t>d
+        take = -<int32_t>((v > m) | ((v == m) & (vc < mc)))
         m = v if v > m else m
+        mc = mc ^ ((mc ^ vc) & take)
     best[0] = m
-    code[0] = c
-    return nan
+    code[0] = mc
 
 
-cdef inline int _argmax_line(order_t* m, int32_t* codes, const order_t* b, Py_ssize_t n,
-                             Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, int32_t code0,
-                             int32_t dcode, bint assign) noexcept nogil:
-    """For i < n, the max of the taps b[i * s + j * d], j < k, and the code of its first tap
-    (code0 + j * dcode), merged into (m[i], codes[i]): assigned for a window's first row, else
-    replacing only a strictly smaller m[i], so the first row holding the max keeps it. Returns
-    whether a NaN was read. Two loops, not one with a test inside: gcc would not vectorise
-    that."""
+cdef inline void _tie_max_line(order_t* m, int32_t* codes, const order_t* b, const int32_t* c,
+                               Py_ssize_t n, Py_ssize_t k, Py_ssize_t s, Py_ssize_t d) noexcept nogil:
+    """For i < n, _tie_max over the taps b[i * s + j * d] (codes c the same) into m[i] and
+    codes[i]."""
     cdef Py_ssize_t i
-    cdef order_t best, old
-    cdef int32_t code, take, c
-    cdef int nan = 0
-    if assign:
-        for i in range(n):
-            nan = nan | _first_max(b + i * s, k, d, code0, dcode, &best, &code)
-            m[i] = best
-            codes[i] = code
-        return nan
     for i in range(n):
-        nan = nan | _first_max(b + i * s, k, d, code0, dcode, &best, &code)
-        old = m[i]
-        c = codes[i]
-        take = -<int32_t>(best > old)
-        m[i] = best if best > old else old
-        codes[i] = c ^ ((c ^ code) & take)
-    return nan
+        _tie_max(b + i * s, c + i * s, k, d, m + i, codes + i)
 
 
-cdef inline int _argmax_lines(order_t* m, int32_t* codes, const order_t* b, Py_ssize_t n,
-                              Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, int32_t code0,
-                              int32_t dcode, bint assign) noexcept nogil:
-    """_argmax_line, with constant k and s for the common windows over contiguous rows, which
-    gcc unrolls over the taps and vectorises over i."""
-    if k == 3 and s == 2:
-        return _argmax_line(m, codes, b, n, 3, 2, d, code0, dcode, assign)
-    elif k == 2 and s == 2:
-        return _argmax_line(m, codes, b, n, 2, 2, d, code0, dcode, assign)
-    elif k == 3 and s == 1:
-        return _argmax_line(m, codes, b, n, 3, 1, d, code0, dcode, assign)
-    elif k == 2 and s == 1:
-        return _argmax_line(m, codes, b, n, 2, 1, d, code0, dcode, assign)
-    return _argmax_line(m, codes, b, n, k, s, d, code0, dcode, assign)
-
-
-cdef inline int _argmax_edges(order_t* m, int32_t* codes, const order_t* src, const Plan* p,
-                              const Item* it, Py_ssize_t ia, Py_ssize_t ib, int32_t row_code,
-                              bint assign) noexcept nogil:
-    """_argmax_line for the item's outputs [ia, ib), windows that reach outside the input: each
-    over its in-bounds taps from the table (src: the row's first element)."""
-    cdef const int64_t* t2
-    cdef Py_ssize_t i
-    cdef int nan = 0
-    for i in range(ia, ib):
-        t2 = p.taps2 + 2 * (it.i2a + i)
-        nan |= _argmax_line(m + i, codes + i, src + t2[0] * p.xs3, 1, t2[1], 0, p.d2 * p.xs3,
-                            <int32_t>(row_code + t2[0] - it.lo - i * p.s2), <int32_t>p.d2,
-                            assign)
-    return nan
+cdef inline void _tie_max_lines(order_t* m, int32_t* codes, const order_t* b, const int32_t* c,
+                                Py_ssize_t n, Py_ssize_t k, Py_ssize_t s, Py_ssize_t d) noexcept nogil:
+    """_tie_max_line, with constant k, s and d for the common windows, which gcc unrolls over
+    the taps and vectorises over i."""
+    if d == 1:
+        if k == 3 and s == 2:
+            _tie_max_line(m, codes, b, c, n, 3, 2, 1)
+        elif k == 2 and s == 2:
+            _tie_max_line(m, codes, b, c, n, 2, 2, 1)
+        elif k == 3 and s == 1:
+            _tie_max_line(m, codes, b, c, n, 3, 1, 1)
+        elif k == 2 and s == 1:
+            _tie_max_line(m, codes, b, c, n, 2, 1, 1)
+        else:
+            _tie_max_line(m, codes, b, c, n, k, s, 1)
+        return
+    _tie_max_line(m, codes, b, c, n, k, s, d)
 
 
 cdef void _max_index_line_item(const order_t* x, const Plan* p, const Item* it,
                                const ArgmaxScratch* s, order_t* o, Py_ssize_t os3,
                                int64_t* io, Py_ssize_t is3) noexcept nogil:
     """Max and argmax of one channels-first item (nc == 1, uniform windows along axis 2, a
-    pooled plane of fewer than 2**31 elements), into o[i2 * os3] and io[i2 * is3] pointing at
+    pooled plane of fewer than 2**30 elements), into o[i2 * os3] and io[i2 * is3] pointing at
     the item's row (i2 = 0).
 
-    Each window row is reduced along axis 2 first, in registers, keeping the first tap of its
-    max; the rows are then merged in scan order, a strictly larger max replacing. So the result
-    is the first maximum in row-major order without a tie test. A tap is tracked as an int32
-    code, its flat offset from the window's first tap (its row's offset plus its offset along
-    axis 2), which the store adds to the window's flat start. Windows that reach outside the
-    input (padding, ceil-mode overhang) take their in-bounds taps alone; items that read a NaN
-    are redone by the exact scan."""
+    The window rows are reduced first, position by position along the contiguous axis 2, into
+    the row buffer: each position's max over the rows and, as an int32 code, the offset of the
+    first row holding it from the window's first row (a strictly larger value replaces, rows in
+    scan order). Each window then takes, among its taps along axis 2, the max with the smallest
+    code plus the tap's own offset: the first maximum in row-major order, a flat offset from the
+    window's first tap that the store adds to the window's flat start. Positions outside the
+    input hold the lowest value and a code above every real one, so they never win, not even
+    a tie with a real lowest value. Items that read a NaN are redone by the exact scan."""
     cdef const int64_t* t0 = p.taps0 + 2 * it.i0
     cdef const int64_t* t1 = p.taps1 + 2 * it.i1
     cdef const order_t* src
+    cdef order_t* buf = <order_t*>s.buf
+    cdef int32_t* sel = s.sel
     cdef order_t* best = <order_t*>s.best
     cdef int32_t* codes = s.best_row
-    cdef Py_ssize_t a, e, i, no = it.i2b - it.i2a, lo = it.lo, s2 = p.s2, d2 = p.d2
-    cdef Py_ssize_t ia = min(no, max(0, p.full_a - it.i2a))
-    cdef Py_ssize_t ib = max(ia, min(no, p.full_b - it.i2a))
-    cdef Py_ssize_t first = (t0[0] * p.n1 + t1[0]) * p.n2
-    cdef int32_t row_code
+    cdef Py_ssize_t a, e, i, q, no = it.i2b - it.i2a, n = it.rhi - it.rlo
+    cdef Py_ssize_t off = it.rlo - it.lo, span = it.hi - it.lo, s2 = p.s2
+    cdef Py_ssize_t first = (t0[0] * p.n1 + t1[0]) * p.n2 + it.lo
+    cdef order_t lowest = _lowest(buf[0])
     cdef int nan = 0
+    for q in range(off):
+        buf[q] = lowest
+        sel[q] = PADDING_CODE
+    for q in range(off + n, span):
+        buf[q] = lowest
+        sel[q] = PADDING_CODE
     for a in range(t0[1]):
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
-                   + it.c0 * p.xs4)
-            row_code = <int32_t>((a * p.d0 * p.n1 + e * p.d1) * p.n2)
-            nan |= _argmax_edges(best, codes, src, p, it, 0, ia, row_code, a == 0 and e == 0)
-            if ib > ia:
-                nan |= _argmax_lines(best + ia, codes + ia, src + (lo + ia * s2) * p.xs3,
-                                     ib - ia, p.k2, s2 * p.xs3, d2 * p.xs3, row_code,
-                                     <int32_t>d2, a == 0 and e == 0)
-            nan |= _argmax_edges(best, codes, src, p, it, ib, no, row_code, a == 0 and e == 0)
+                   + it.rlo * p.xs3 + it.c0 * p.xs4)
+            nan |= _line_max_sel(buf + off, sel + off, src, n, p.xs3,
+                                 <int32_t>((a * p.d0 * p.n1 + e * p.d1) * p.n2),
+                                 a == 0 and e == 0)
     if nan:
         _max_scan(x, p, it, <order_t*>s.buf, s.best_at, o, os3, 0, io, is3, 0)
         return
+    _tie_max_lines(best, codes, buf, sel, no, p.k2, s2, p.d2)
     _line_store(o + it.i2a * os3, os3, best, no)
     io += it.i2a * is3
-    first += lo
     for i in range(no):
         # first advances by s2 rather than adding i * s2: a 64-bit vector multiply is slow
         io[i * is3] = first + codes[i]

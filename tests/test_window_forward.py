@@ -255,6 +255,29 @@ def test_avg_lp_pool_large_arrays(case, dtype, cip, divisor, p, transforms, seed
 # ================================================================================ edge cases
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.uint16])
+@pytest.mark.parametrize("kernel, stride, padding, dilation", [
+    (3, 2, 1, 1), (2, 2, 1, 1), (3, 1, 1, 1), (2, 1, 0, 1), (4, 3, 2, 1), (3, 2, 2, 2),
+])
+@pytest.mark.parametrize("fill", ["lowest", "two values"])
+def test_channels_first_argmax_ties_pick_the_first_tap(dtype, kernel, stride, padding, dilation,
+                                                       fill):
+    """Channels-first windows reduce their rows first and break ties along axis 2 by flat
+    offset: with every tap equal (the lowest value, which padding also holds: -inf for
+    floats) or two values, the index is the first maximal in-bounds tap in row-major order."""
+    lowest = -np.inf if np.dtype(dtype).kind == "f" else np.iinfo(dtype).min
+    shape = (2, 3, 9, 11)
+    if fill == "lowest":
+        x = np.full(shape, lowest, dtype)
+    else:
+        x = np.random.default_rng(kernel * 10 + stride).integers(0, 2, shape).astype(dtype)
+    args = ((kernel, kernel), stride, padding, dilation)
+    v, i = cypool.max_pool(x, *args, return_indices=True)
+    want_v, want_i = ref_max_pool(x, *args)
+    np.testing.assert_array_equal(v, want_v)
+    np.testing.assert_array_equal(i, want_i)
+
+
 @pytest.mark.parametrize(
     "n, k, s, p, expected",
     [(6, 1, 2, 0, 3), (32, 1, 2, 0, 16), (5, 2, 2, 1, 3), (5, 3, 3, 1, 2)],

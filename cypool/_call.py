@@ -99,13 +99,17 @@ def write_past_caches(out, result) -> bool:
     return out is not None and result.nbytes >= STREAM_BYTES
 
 
-def stream_forward_result(result) -> bool:
-    """Whether the forward kernels with non-temporal stores (float32 channels-last 2x2
-    averages) use them: for every result of STREAM_BYTES or more, fresh or not. These write
-    each output line once, in order, so a line is never in the cache when it is written.
-    (32 or 64, 112, 112, 64) avg 2x2/2 at 2 threads: into out= 4.97 -> 4.53 and 6.74 -> 6.22
-    ms; allocating 4.84 -> 4.52 ms, and 10.2 -> 9.5 ms with a 51 MB result the OS maps fresh."""
-    return result.nbytes >= STREAM_BYTES
+def stream_averages(out, result) -> tuple[bool, bool]:
+    """(stream_taps, stream_rows) of the avg kernel: whether it writes float32 channels-last
+    averages of 2x2 taps, and of 3-tap stride-1 rows, with non-temporal stores. Both write
+    each output line once, in order. Measured at 2 threads on (32 or 64, 112, 112, 64):
+    - 2x2/2 gains for every result of STREAM_BYTES or more, fresh or not: into out= 4.97 ->
+      4.53 and 6.74 -> 6.22 ms; allocating 4.84 -> 4.52 ms, and 10.2 -> 9.5 ms with a 51 MB
+      result the OS maps fresh;
+    - 3x3/1 gains only into an out= (write_past_caches): 11.3 -> 8.9 ms; into a fresh 103 MB
+      result, 14.8 -> 15.1 ms."""
+    large = result.nbytes >= STREAM_BYTES
+    return large, write_past_caches(out, result)
 
 
 def run_kernel(kernel, geometry: WindowGeometry, x, results, compute_dtypes, num_threads, *args):

@@ -13,6 +13,8 @@
 #   accumulators per eight positions instead of per three.
 # - Four float32 taps averaged in float64 (channels-last 2x2 windows), converted straight from
 #   memory as above: (4,112,112,64) 2x2/2 in L3, one thread, 0.63 -> 0.43 ms (torch 0.49-0.56).
+# - The column pass of 3-tap stride-1 averages into float32, for its non-temporal stores: a
+#   float64-to-float32 convert that gcc would not pair with a streaming store.
 
 cdef extern from *:
     """
@@ -211,6 +213,33 @@ cdef extern from *:
             o[i] = (float)((((double)a[i] + (double)b[i]) + ((double)c[i] + (double)d[i])) * f);
     }
 
+    /* o[i] = (float)(((b[i] + b[i + d]) + b[i + 2d]) * f): the column pass of a 3-tap,
+       stride-1 average over float64 row sums, the same additions and rounding as the plain
+       loop; with `stream` and a 16-byte aligned o, stored past the caches as above. */
+    static inline void cypool_avg3_f32(float* o, const double* b, Py_ssize_t n, Py_ssize_t d,
+                                       double f, int stream) {
+        Py_ssize_t i = 0;
+    #if defined(__AVX__)
+        __m256d vf = _mm256_set1_pd(f);
+        stream = stream && ((size_t)o & 15) == 0;
+        for (; i + 8 <= n; i += 8) {
+            __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_add_pd(_mm256_add_pd(
+                _mm256_loadu_pd(b + i), _mm256_loadu_pd(b + i + d)), _mm256_loadu_pd(b + i + 2 * d)), vf));
+            __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_add_pd(_mm256_add_pd(
+                _mm256_loadu_pd(b + i + 4), _mm256_loadu_pd(b + i + 4 + d)),
+                _mm256_loadu_pd(b + i + 4 + 2 * d)), vf));
+            if (stream) {
+                _mm_stream_ps(o + i, lo);
+                _mm_stream_ps(o + i + 4, hi);
+            } else {
+                _mm256_storeu_ps(o + i, _mm256_set_m128(hi, lo));
+            }
+        }
+    #endif
+        for (; i < n; i++)
+            o[i] = (float)(((b[i] + b[i + d]) + b[i + 2 * d]) * f);
+    }
+
     /* Non-temporal stores are weakly ordered: each thread fences them before its results
        are read by another. */
     static inline void cypool_stream_fence(void) {
@@ -227,5 +256,7 @@ cdef extern from *:
     double cypool_sum_f32(const float* s, Py_ssize_t n) noexcept nogil
     void cypool_avg4_f32(float* o, const float* a, const float* b, const float* c, const float* d,
                          Py_ssize_t n, double f, int stream) noexcept nogil
+    void cypool_avg3_f32(float* o, const double* b, Py_ssize_t n, Py_ssize_t d, double f,
+                         int stream) noexcept nogil
     void cypool_add3_f32(double* dst, const float* a, const float* b, const float* c,
                          Py_ssize_t n, int accumulate) noexcept nogil

@@ -22,7 +22,7 @@ from cypool._call import (
     refuse_out_overlap,
     result_arrays,
     run_kernel,
-    stream_forward_result,
+    stream_averages,
 )
 from cypool._dtypes import ORDER_DTYPES, average_dtypes, as_array, order_compute_dtype
 from cypool._geometry import (
@@ -74,7 +74,7 @@ def avg_over(
     values: NDArray[Any]
     (values,) = result_arrays(x, out, [(geometry.out_shape, result)], ["out"])
     run_kernel(_window_kernels.avg_pool, geometry, xk, [values], [compute], num_threads,
-               *inverse_divisors, stream_forward_result(values))
+               *inverse_divisors, *stream_averages(out, values))
     return values
 
 

@@ -30,7 +30,8 @@ from libc.string cimport memcpy
 
 from cypool._openmp cimport CYPOOL_OPENMP_ENABLED, omp_get_thread_num
 from cypool._simd cimport (cypool_stream_f32_from_f64, cypool_stream_f64, cypool_stream_fence,
-                           cypool_sum_f32, cypool_add3_f32, cypool_add_rows_f32, cypool_avg4_f32)
+                           cypool_sum_f32, cypool_add3_f32, cypool_add_rows_f32, cypool_avg4_f32,
+                           cypool_avg3_f32)
 
 # Whether this module was compiled with OpenMP; it must agree with cypool._runtime.
 OPENMP_ENABLED = bool(CYPOOL_OPENMP_ENABLED)
@@ -87,7 +88,8 @@ cdef struct Plan:
     Py_ssize_t d0, d1, d2
     Py_ssize_t k2, s2, pad2  # axis 2's kernel, stride and leading pad; k2 == 0: table mode
     bint direct              # channels-last items read taps straight from the input
-    bint stream              # their float32 2x2 averages are stored past the caches
+    bint stream_taps         # float32 channels-last averages stored past the caches: of 2x2
+    bint stream_rows         # taps, and of 3-tap stride-1 rows
     const int64_t* taps0
     const int64_t* taps1
     const int64_t* taps2
@@ -162,7 +164,7 @@ cdef Plan _make_plan(
     # Channels-last windows that barely overlap gain nothing from the row buffer: reading each
     # tap's inner line straight from the input skips a write and read of the buffer.
     p.direct = p.inner > 1 and (p.k2 == 0 or p.k2 <= p.s2 + 1)
-    p.stream = False
+    p.stream_taps = p.stream_rows = False
     p.nitems = nrows * p.nblocks * p.nchunks
     return p
 
@@ -429,15 +431,20 @@ cdef inline void _rows_add(double* dst, const real_t* a, const real_t* b, const 
 
 
 cdef inline bint _window_avg(real_t* o, const double* b, Py_ssize_t n, Py_ssize_t k, Py_ssize_t s,
-                             Py_ssize_t d, double scale, const double* inv, bint per_element) noexcept nogil:
+                             Py_ssize_t d, double scale, const double* inv, bint per_element,
+                             bint stream=False) noexcept nogil:
     """o[i] = (sum over j < k of b[i * s + j * d]) * scale * (inv[i] or inv[0]), in one pass,
-    for contiguous o and 2- or 3-tap windows at strides 1 and 2; False for other windows."""
+    for contiguous o and 2- or 3-tap windows at strides 1 and 2; False for other windows.
+    `stream` stores float32 3-tap results past the caches."""
     cdef Py_ssize_t i
     cdef double f = scale * inv[0]
     if not per_element:
         if k == 3 and s == 1:
-            for i in range(n):
-                o[i] = <real_t>((b[i] + b[i + d] + b[i + 2 * d]) * f)
+            if real_t is float:
+                cypool_avg3_f32(o, b, n, d, f, stream)
+            else:
+                for i in range(n):
+                    o[i] = <real_t>((b[i] + b[i + d] + b[i + 2 * d]) * f)
         elif k == 2 and s == 1:
             for i in range(n):
                 o[i] = <real_t>((b[i] + b[i + d]) * f)
@@ -1093,7 +1100,7 @@ cdef void _sum_direct(const real_t* x, real_t* out, const Plan* p, const Item* i
                     for g in range(t2[1]):
                         taps[ntaps] = src + (t2[0] + g * p.d2) * p.xs3
                         ntaps += 1
-            _taps_avg(o + i2 * p.os3, taps, ntaps, it.nc, scale * inv2[i2], p.stream)
+            _taps_avg(o + i2 * p.os3, taps, ntaps, it.nc, scale * inv2[i2], p.stream_taps)
             continue
         first = True
         for a in range(t0[1]):
@@ -1188,7 +1195,7 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
             while j < no and inv2[it.i2a + j] == inv2[it.i2a + i2]:
                 j += 1
             if not _window_avg(o + i2 * nc, buf + i2 * nc, (j - i2) * nc, p.k2, 1, p.d2 * nc,
-                               scale, inv2 + it.i2a + i2, False):
+                               scale, inv2 + it.i2a + i2, False, p.stream_rows):
                 for q in range(i2, j):
                     _window_sum(o + q * nc, 1, buf + q * nc, nc, p.k2, 1, p.d2 * nc, kind,
                                 power, scale, inv2 + it.i2a + q, False, acc)
@@ -1211,7 +1218,8 @@ cdef _sum_pool(
     const double* inv2,
     PowerKind kind,
     double power,
-    bint stream,
+    bint stream_taps,
+    bint stream_rows,
     int num_threads,
 ):
     cdef Plan p = _make_plan(x.shape, x.strides, sizeof(real_t), out.shape, out.strides,
@@ -1226,7 +1234,7 @@ cdef _sum_pool(
     cdef Item it
     cdef const real_t* xp = &x[0, 0, 0, 0, 0]
     cdef real_t* op = &out[0, 0, 0, 0, 0]
-    p.stream = stream
+    p.stream_taps, p.stream_rows = stream_taps, stream_rows
     if scratch == NULL:
         raise MemoryError()
     try:
@@ -1242,7 +1250,7 @@ cdef _sum_pool(
                               <double*>mine, <double*>(mine + buf_bytes))
                     _advance(&p, &cur)
                     k = k + 1
-            if p.stream:
+            if p.stream_taps or p.stream_rows:
                 cypool_stream_fence()
     finally:
         free(scratch)
@@ -1258,16 +1266,18 @@ def avg_pool(
     const double[::1] inv0,
     const double[::1] inv1,
     const double[::1] inv2,
-    bint stream,
+    bint stream_taps,
+    bint stream_rows,
     int num_threads,
 ):
     """out = sum over each window of x * inv0[i0] * inv1[i1] * inv2[i2], summed in float64.
 
-    inv* are the inverse per-axis divisor factors. `stream` writes the results of float32
-    channels-last 2x2 windows (contiguous inner lines) with non-temporal stores.
+    inv* are the inverse per-axis divisor factors. For float32 channels-last windows
+    (contiguous inner lines), `stream_taps` writes the results of 2x2 taps with non-temporal
+    stores, and `stream_rows` those of 3 taps at stride 1 along axis 2.
     """
     _sum_pool(x, out, taps0, taps1, taps2, windows, &inv0[0], &inv1[0], &inv2[0], POWER_NONE,
-              1.0, stream, num_threads)
+              1.0, stream_taps, stream_rows, num_threads)
 
 
 def lp_pool(
@@ -1288,4 +1298,4 @@ def lp_pool(
     elif norm_type == 2.0:
         kind = POWER_TWO
     _sum_pool(x, out, taps0, taps1, taps2, windows, &unused_divisor, &unused_divisor,
-              &unused_divisor, kind, norm_type, False, num_threads)
+              &unused_divisor, kind, norm_type, False, False, num_threads)

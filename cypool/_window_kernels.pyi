@@ -35,7 +35,8 @@ def avg_pool(
     inv0: NDArray[np.float64],
     inv1: NDArray[np.float64],
     inv2: NDArray[np.float64],
-    stream: bool,
+    stream_taps: bool,
+    stream_rows: bool,
     num_threads: int,
 ) -> None: ...
 def lp_pool(

@@ -467,7 +467,7 @@ def test_window_kernels_with_more_threads_than_items(op, rows):
             results.append(out)
         elif op == "avg":
             inv = [np.ones(n) for n in (1, *n_out)]
-            kernels.avg_pool(view, out, *taps, *inv, False, threads)
+            kernels.avg_pool(view, out, *taps, *inv, False, False, threads)
             results.append(out)
         else:
             idx = np.full(out.shape, -1, np.int64)

@@ -129,23 +129,28 @@ def test_direct_taps_avx2_matches_baseline_bit_for_bit(monkeypatch, dtype, paddi
     assert results[0].tobytes() == results[1].tobytes()
 
 
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 1)])
 @pytest.mark.parametrize("channels", [13, 64])
 @pytest.mark.parametrize("padding", [0, 1])
 @pytest.mark.parametrize("misalign", [0, 1])
-def test_streamed_direct_taps_match_cached_stores(monkeypatch, channels, padding, misalign):
-    # Large float32 channels-last 2x2 averages are stored past the caches (16 bytes at a
-    # time, when out is 16-byte aligned; misalign shifts it by one float, so the plain stores
-    # run instead). Forced on for a small input: both builds give the cached stores' bytes.
+def test_streamed_averages_match_cached_stores(monkeypatch, kernel, stride, channels, padding,
+                                               misalign):
+    # Large float32 channels-last averages of 2x2 taps, and of 3-tap stride-1 rows, are stored
+    # past the caches (16 bytes at a time, when out is 16-byte aligned; misalign shifts it by
+    # one float, so the plain stores run instead). Forced on for a small input: both builds
+    # give the cached stores' bytes.
     x = np.random.default_rng(23).standard_normal((2, 9, 10, channels)).astype(np.float32)
-    want = cypool.avg_pool(x, (2, 2), stride=2, padding=padding, axes=(1, 2))
+    args = ((kernel, kernel), stride, padding)
+    want = cypool.avg_pool(x, *args, axes=(1, 2))
     asked = []
-    monkeypatch.setattr(_window, "stream_forward_result", lambda result: asked.append(1) or True)
+    monkeypatch.setattr(_window, "stream_averages",
+                        lambda out, result: asked.append(1) or (True, True))
     for module in (_window_kernels, avx2):
         monkeypatch.setattr(_window, "_window_kernels", module)
         raw = np.full(want.size + 32, np.nan, np.float32)
         start = (-raw.ctypes.data % 64) // 4 + misalign
         out = raw[start:start + want.size].reshape(want.shape)
-        got = cypool.avg_pool(x, (2, 2), stride=2, padding=padding, axes=(1, 2), out=out)
+        got = cypool.avg_pool(x, *args, axes=(1, 2), out=out)
         assert got is out
         assert got.tobytes() == want.tobytes()
     assert asked

@@ -379,13 +379,16 @@ def test_empty_batch(op, dtype):
     assert r.shape == (2, 2, 0)
 
 
-def test_averages_stream_every_large_result():
-    """Non-temporal stores for the forward's large results, allocated or the user's out=:
-    the threshold is the backward's, without its out= condition."""
-    from cypool._call import STREAM_BYTES, stream_forward_result
+def test_averages_stream_large_results():
+    """Non-temporal stores for large averages: 2x2 taps into any result of 16 MiB or more,
+    3-tap rows only into the user's out= (a fresh result is zeroed by the OS on first touch)."""
+    from cypool._call import STREAM_BYTES, stream_averages
 
-    assert stream_forward_result(np.empty(STREAM_BYTES, np.uint8))
-    assert not stream_forward_result(np.empty(STREAM_BYTES - 1, np.uint8))
+    big, small = np.empty(STREAM_BYTES, np.uint8), np.empty(STREAM_BYTES - 1, np.uint8)
+    assert stream_averages(None, big) == (True, False)
+    assert stream_averages(big, big) == (True, True)
+    assert stream_averages(None, small) == (False, False)
+    assert stream_averages(small, small) == (False, False)
 
 
 def test_read_only_input_is_never_modified():

@@ -14,7 +14,7 @@
 # - Four float32 taps averaged in float64 (channels-last 2x2 windows), converted straight from
 #   memory as above: (4,112,112,64) 2x2/2 in L3, one thread, 0.63 -> 0.43 ms (torch 0.49-0.56).
 # - The column pass of 3-tap stride-1 averages into float32, for its non-temporal stores: a
-#   float64-to-float32 convert that gcc would not pair with a streaming store.
+#   non-temporal store needs the intrinsic, which gcc never emits for a plain loop.
 
 cdef extern from *:
     """

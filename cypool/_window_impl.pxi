@@ -156,11 +156,11 @@ cdef Plan _make_plan(
             p.ochunk = max(1, (elements // p.block - extent2) // p.s2 + 1)
         p.span = (p.ochunk - 1) * p.s2 + extent2
     p.nchunks = (p.o2 + p.ochunk - 1) // p.ochunk
-    # Its tap codes are int32 offsets within the pooled plane plus offsets along axis 2, all
-    # below PADDING_CODE, which itself plus a window's extent stays below 2**31.
+    # Its tap codes are a row's offset within the pooled plane plus a tap's offset along axis
+    # 2: below the plane's size plus the window's extent, which must stay below PADDING_CODE
+    # (so that padding loses every tie) and so below 2**31 with PADDING_CODE added.
     p.line_argmax = (p.k2 > 0 and p.inner == 1
-                     and xshape[1] * xshape[2] * xshape[3] < PADDING_CODE
-                     and extent2 < PADDING_CODE)
+                     and xshape[1] * xshape[2] * xshape[3] + extent2 < PADDING_CODE)
     # Channels-last windows that barely overlap gain nothing from the row buffer: reading each
     # tap's inner line straight from the input skips a write and read of the buffer.
     p.direct = p.inner > 1 and (p.k2 == 0 or p.k2 <= p.s2 + 1)
@@ -861,7 +861,7 @@ cdef void _max_index_line_item(const order_t* x, const Plan* p, const Item* it,
                                const ArgmaxScratch* s, order_t* o, Py_ssize_t os3,
                                int64_t* io, Py_ssize_t is3) noexcept nogil:
     """Max and argmax of one channels-first item (nc == 1, uniform windows along axis 2, a
-    pooled plane of fewer than 2**30 elements), into o[i2 * os3] and io[i2 * is3] pointing at
+    pooled plane of fewer than 2**30 elements less the window's extent), into o[i2 * os3] and io[i2 * is3] pointing at
     the item's row (i2 = 0).
 
     The window rows are reduced first, position by position along the contiguous axis 2, into

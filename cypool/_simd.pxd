@@ -180,6 +180,18 @@ cdef extern from *:
         }
     }
 
+    #if defined(__AVX__)
+    /* o[0:4] = lo, o[4:8] = hi: with `stream` (o 16-byte aligned), past the caches. */
+    static inline void cypool_store8_f32(float* o, __m128 lo, __m128 hi, int stream) {
+        if (stream) {
+            _mm_stream_ps(o, lo);
+            _mm_stream_ps(o + 4, hi);
+        } else {
+            _mm256_storeu_ps(o, _mm256_set_m128(hi, lo));
+        }
+    }
+    #endif
+
     /* o[i] = (float)(((a[i] + b[i]) + (c[i] + d[i])) * f) in float64: the four taps of a
        channels-last 2x2 window, the same additions and rounding as the plain loop. With
        `stream` and a 16-byte aligned o, the vector part is stored past the caches (16 bytes
@@ -200,13 +212,8 @@ cdef extern from *:
                               _mm256_cvtps_pd(_mm_loadu_ps(b + i + 4))),
                 _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(c + i + 4)),
                               _mm256_cvtps_pd(_mm_loadu_ps(d + i + 4))));
-            if (stream) {
-                _mm_stream_ps(o + i, _mm256_cvtpd_ps(_mm256_mul_pd(u, vf)));
-                _mm_stream_ps(o + i + 4, _mm256_cvtpd_ps(_mm256_mul_pd(v, vf)));
-            } else {
-                _mm256_storeu_ps(o + i, _mm256_set_m128(_mm256_cvtpd_ps(_mm256_mul_pd(v, vf)),
-                                                        _mm256_cvtpd_ps(_mm256_mul_pd(u, vf))));
-            }
+            cypool_store8_f32(o + i, _mm256_cvtpd_ps(_mm256_mul_pd(u, vf)),
+                              _mm256_cvtpd_ps(_mm256_mul_pd(v, vf)), stream);
         }
     #endif
         for (; i < n; i++)
@@ -228,12 +235,7 @@ cdef extern from *:
             __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_add_pd(_mm256_add_pd(
                 _mm256_loadu_pd(b + i + 4), _mm256_loadu_pd(b + i + 4 + d)),
                 _mm256_loadu_pd(b + i + 4 + 2 * d)), vf));
-            if (stream) {
-                _mm_stream_ps(o + i, lo);
-                _mm_stream_ps(o + i + 4, hi);
-            } else {
-                _mm256_storeu_ps(o + i, _mm256_set_m128(hi, lo));
-            }
+            cypool_store8_f32(o + i, lo, hi, stream);
         }
     #endif
         for (; i < n; i++)

@@ -879,17 +879,12 @@ cdef void _max_index_line_item(const order_t* x, const Plan* p, const Item* it,
     cdef int32_t* sel = s.sel
     cdef order_t* best = <order_t*>s.best
     cdef int32_t* codes = s.best_row
-    cdef Py_ssize_t a, e, i, q, no = it.i2b - it.i2a, n = it.rhi - it.rlo
-    cdef Py_ssize_t off = it.rlo - it.lo, span = it.hi - it.lo, s2 = p.s2
+    cdef Py_ssize_t a, e, i, no = it.i2b - it.i2a, n = it.rhi - it.rlo
+    cdef Py_ssize_t off = it.rlo - it.lo, s2 = p.s2
     cdef Py_ssize_t first = (t0[0] * p.n1 + t1[0]) * p.n2 + it.lo
-    cdef order_t lowest = _lowest(buf[0])
     cdef int nan = 0
-    for q in range(off):
-        buf[q] = lowest
-        sel[q] = PADDING_CODE
-    for q in range(off + n, span):
-        buf[q] = lowest
-        sel[q] = PADDING_CODE
+    _fill_padding(buf, it, _lowest(buf[0]))
+    _fill_padding(sel, it, <int32_t>PADDING_CODE)
     for a in range(t0[1]):
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
@@ -931,20 +926,15 @@ cdef void _max_index_item(const order_t* x, const Plan* p, const Item* it, const
     cdef const int32_t* best_row = s.best_row
     cdef const int32_t* best_tap = s.best_tap
     cdef Py_ssize_t a, e, q, c, i, start, count, nc = it.nc, n = it.rhi - it.rlo
-    cdef Py_ssize_t off = (it.rlo - it.lo) * nc, span = (it.hi - it.lo) * nc
+    cdef Py_ssize_t off = (it.rlo - it.lo) * nc
     cdef Py_ssize_t lo = it.lo, s2 = p.s2, d2 = p.d2
     cdef int32_t row = 0
     cdef int nan = 0
-    cdef order_t lowest = _lowest(buf[0])
     if p.line_argmax:
         _max_index_line_item(x, p, it, s, o, os3, io, is3)
         return
-    for q in range(off):
-        buf[q] = lowest
-        s.sel[q] = 2147483647
-    for q in range(off + n * nc, span):
-        buf[q] = lowest
-        s.sel[q] = 2147483647
+    _fill_padding(buf, it, _lowest(buf[0]))
+    _fill_padding(s.sel, it, <int32_t>PADDING_CODE)
     for a in range(t0[1]):
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2

@@ -90,6 +90,7 @@ cdef struct Plan:
     bint direct              # channels-last items read taps straight from the input
     bint stream_taps         # float32 channels-last averages stored past the caches: of 2x2
     bint stream_rows         # taps, and of 3-tap stride-1 rows
+    bint uniform2            # averages: every output along axis 2 has the same divisor
     const int64_t* taps0
     const int64_t* taps1
     const int64_t* taps2
@@ -164,7 +165,7 @@ cdef Plan _make_plan(
     # Channels-last windows that barely overlap gain nothing from the row buffer: reading each
     # tap's inner line straight from the input skips a write and read of the buffer.
     p.direct = p.inner > 1 and (p.k2 == 0 or p.k2 <= p.s2 + 1)
-    p.stream_taps = p.stream_rows = False
+    p.stream_taps = p.stream_rows = p.uniform2 = False
     p.nitems = nrows * p.nblocks * p.nchunks
     return p
 
@@ -1175,6 +1176,11 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
             t2 = p.taps2 + 2 * (it.i2a + i2)
             _window_sum(o + i2 * p.os3, p.os4, buf + (t2[0] - it.lo) * nc, nc, t2[1], 1,
                         p.d2 * nc, kind, power, scale, inv2 + it.i2a + i2, False, acc)
+    elif nc == 1 and p.uniform2:
+        # One divisor for the whole line (count_include_pad without overhang) spares the column
+        # pass a load and a multiply per output: avg 3x3/1 NCHW 4-6% faster.
+        _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a,
+                    False, acc)
     elif nc == 1:
         _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a, True,
                     acc)
@@ -1227,6 +1233,11 @@ cdef _sum_pool(
     cdef const real_t* xp = &x[0, 0, 0, 0, 0]
     cdef real_t* op = &out[0, 0, 0, 0, 0]
     p.stream_taps, p.stream_rows = stream_taps, stream_rows
+    # Stride 1 only: one-divisor loops for stride 2 as well left the forward as it was and made
+    # avg backward 7% slower, in the same process.
+    p.uniform2 = kind == POWER_NONE and p.s2 == 1
+    for k in range(1, p.o2):
+        p.uniform2 = p.uniform2 and inv2[k] == inv2[0]
     if scratch == NULL:
         raise MemoryError()
     try:

@@ -1176,14 +1176,11 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
             t2 = p.taps2 + 2 * (it.i2a + i2)
             _window_sum(o + i2 * p.os3, p.os4, buf + (t2[0] - it.lo) * nc, nc, t2[1], 1,
                         p.d2 * nc, kind, power, scale, inv2 + it.i2a + i2, False, acc)
-    elif nc == 1 and p.uniform2:
+    elif nc == 1:
         # One divisor for the whole line (count_include_pad without overhang) spares the column
         # pass a load and a multiply per output: avg 3x3/1 NCHW 4-6% faster.
         _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a,
-                    False, acc)
-    elif nc == 1:
-        _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a, True,
-                    acc)
+                    not p.uniform2, acc)
     elif kind == POWER_NONE and p.s2 == 1 and p.os4 == 1 and p.os3 == nc:
         # Stride 1 into contiguous (position, channel) rows: one fused pass per run of outputs
         # that share a divisor (the interior is one run), instead of a call per position.

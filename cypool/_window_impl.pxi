@@ -333,6 +333,29 @@ cdef inline bint _line_max(order_t* dst, const order_t* src, Py_ssize_t n, Py_ss
     return nan
 
 
+cdef inline bint _line_max_pair(order_t* dst, const order_t* a, const order_t* b, Py_ssize_t n,
+                                bint first) noexcept nogil:
+    """dst = max(a, b), or max(dst, a, b) unless first, over contiguous lines: two input rows
+    per pass over the row buffer. Returns whether a NaN was read."""
+    cdef Py_ssize_t i
+    cdef order_t u, v, m
+    cdef int nan = 0
+    if first:
+        for i in range(n):
+            u, v = a[i], b[i]
+            dst[i] = v if v > u else u
+            if order_t is float or order_t is double:
+                nan = nan | (u != u) | (v != v)
+    else:
+        for i in range(n):
+            u, v, m = a[i], b[i], dst[i]
+            if order_t is float or order_t is double:
+                nan = nan | (u != u) | (v != v)
+            u = v if v > u else u
+            dst[i] = u if u > m else m
+    return nan
+
+
 cdef inline void _line_store(order_t* dst, Py_ssize_t s, const order_t* src, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
     if s == 1:
@@ -616,6 +639,10 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
     cdef Py_ssize_t a, e, q, i2, j, nc = it.nc, n = it.rhi - it.rlo, no = it.i2b - it.i2a
     cdef bint first = True
     cdef bint flat = nc == 1 or (p.xs4 == 1 and p.xs3 == nc)
+    # Contiguous rows are maxed two at a time, as the sums group theirs: half the row-buffer
+    # passes and NaN reductions. Without a NaN the max does not depend on the order.
+    cdef bint paired = flat and (nc > 1 or p.xs3 == 1)
+    cdef const order_t* pending = NULL
     cdef int nan = 0
     o = out + it.b * p.os0 + it.i0 * p.os1 + it.i1 * p.os2 + it.c0 * p.os4
     if nc > 1 and p.direct:
@@ -627,7 +654,13 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
                    + it.rlo * p.xs3 + it.c0 * p.xs4)
-            if flat:
+            if paired:
+                if pending == NULL:
+                    pending = src
+                    continue
+                nan |= _line_max_pair(inside, pending, src, n * nc, first)
+                pending = NULL
+            elif flat:
                 # One line: along axis 2 (channels-first) or over whole contiguous (n2, inner) rows.
                 if first:
                     nan |= _line_copy(inside, src, n * nc, p.xs3 if nc == 1 else 1)
@@ -640,6 +673,11 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
                     else:
                         nan |= _line_max(inside + q * nc, src + q * p.xs3, nc, p.xs4)
             first = False
+    if pending != NULL:
+        if first:
+            nan |= _line_copy(inside, pending, n * nc, 1)
+        else:
+            nan |= _line_max(inside, pending, n * nc, 1)
     if nan:
         _max_scan(x, p, it, acc, best_at, o, p.os3, p.os4, NULL, 0, 0)
         return

@@ -341,6 +341,27 @@ def test_max_nan_and_neg_inf(dtype):
     np.testing.assert_array_equal(i, [[0, 1], [0, 1]])
 
 
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("case", [
+    ((2, 3, 4, 6), (2, 2, 2), None, (1, 2, 3)),        # 4 rows per window: two pairs
+    ((2, 5, 6), (3, 3), None, (1, 2)),                 # 3 rows: a pair and a leftover row
+    ((2, 5, 6, 3), (3, 3), None, (1, 2)),              # channels-last rows of (position, channel)
+    ((2, 5, 6), (2, 3), (1, 2), (1, 2)),               # 2 rows, stride 2 along the row
+])
+def test_max_values_nan_in_every_row_position(dtype, case):
+    """A NaN in any input row of a window, whichever row of the pairs the values-only kernel
+    maxes together, and the leftover row, makes that window NaN (and no other)."""
+    shape, kernel, stride, axes = case
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal(shape).astype(dtype)
+    for flat in range(0, base.size, 5):
+        x = base.copy()
+        x.flat[flat] = np.nan
+        got = cypool.max_pool(x, kernel, stride, axes=axes)
+        want, _ = ref_max_pool(x, kernel, stride, axes=axes)
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("dtype", INT_DTYPES)
 def test_max_integer_padding_with_dtype_min(dtype):
     lo = np.iinfo(dtype).min

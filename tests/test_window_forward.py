@@ -345,7 +345,7 @@ def test_max_nan_and_neg_inf(dtype):
 @pytest.mark.parametrize("case", [
     ((2, 3, 4, 6), (2, 2, 2), None, (1, 2, 3)),        # 4 rows per window: two pairs
     ((2, 5, 6), (3, 3), None, (1, 2)),                 # 3 rows: a pair and a leftover row
-    ((2, 5, 6, 3), (3, 3), None, (1, 2)),              # channels-last rows of (position, channel)
+    ((2, 5, 6, 3), (3, 3), (1, 1), (1, 2)),            # channels-last (position, channel) rows
     ((2, 5, 6), (2, 3), (1, 2), (1, 2)),               # 2 rows, stride 2 along the row
 ])
 def test_max_values_nan_in_every_row_position(dtype, case):

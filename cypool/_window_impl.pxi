@@ -661,11 +661,11 @@ cdef void _max_item(const order_t* x, order_t* out, const Plan* p, const Item* i
                 nan |= _line_max_pair(inside, pending, src, n * nc, first)
                 pending = NULL
             elif flat:
-                # One line: along axis 2 (channels-first) or over whole contiguous (n2, inner) rows.
+                # A strided channels-first line (every contiguous row is paired above).
                 if first:
-                    nan |= _line_copy(inside, src, n * nc, p.xs3 if nc == 1 else 1)
+                    nan |= _line_copy(inside, src, n, p.xs3)
                 else:
-                    nan |= _line_max(inside, src, n * nc, p.xs3 if nc == 1 else 1)
+                    nan |= _line_max(inside, src, n, p.xs3)
             else:
                 for q in range(n):
                     if first:

@@ -95,28 +95,53 @@ def _numpy_control():
     return call
 
 
+def _pair_ratios(call, control, repeats=5):
+    """(ours, control): the medians of `repeats` interleaved measurements of two threads'
+    wall time over the serial time, for call and for the np.sin control, and a summary."""
+    ours, theirs = [], []
+    for _ in range(repeats):
+        ours.append(_serial_and_parallel(call))
+        theirs.append(_serial_and_parallel(control))
+    ratio = statistics.median(p for _, p in ours) / statistics.median(s for s, _ in ours)
+    base = statistics.median(p for _, p in theirs) / statistics.median(s for s, _ in theirs)
+    summary = (f"one call {statistics.median(s for s, _ in ours) / 2 * 1e3:.1f} ms; two threads "
+               f"/ serial = {ratio:.2f} (parallel {[round(p * 1e3) for _, p in ours]} ms, serial "
+               f"{[round(s * 1e3) for s, _ in ours]} ms); np.sin control {base:.2f}")
+    return ratio, base, summary
+
+
+PAIR_BOUND = 0.8  # 1.0 when the GIL is held, 0.5 at best
+PAIR_ATTEMPTS = 3
+
+
 @pytest.mark.skipif(_usable_cpus() < 2, reason="needs 2 CPUs")
 def test_two_python_threads_pool_in_parallel():
     """Two threads each make one call (num_threads=1); the pair takes well under the time of
     the same two calls one after the other: medians of 5 interleaved repeats, bound 0.8 (1.0
     when the GIL is held, 0.5 at best). np.sin, which releases the GIL, is measured the same
-    way alongside: when it does not reach 0.8 either, the machine has no two free CPUs and the
-    test is skipped; the bound is loosened to the control's ratio + 0.1 when that is higher."""
+    way alongside; the bound is loosened to the control's ratio + 0.1 when that is higher.
+    A shared host can slow one of the two vCPUs for a while (seen in CI: 0.80 against np.sin's
+    0.67), so a measurement that misses the bound is taken again, up to 3 in all: the test
+    passes on the first one under its bound. With the GIL held no measurement gets near 0.8,
+    so the retries do not let a serial kernel pass. When the control misses 0.8 in every
+    attempt, the machine has no two free CPUs and the test is skipped."""
     call, control = _gil_call(), _numpy_control()
     call()
     control()
-    ours, theirs = [], []
-    for _ in range(5):
-        ours.append(_serial_and_parallel(call))
-        theirs.append(_serial_and_parallel(control))
-    ratio = statistics.median(p for _, p in ours) / statistics.median(s for s, _ in ours)
-    base = statistics.median(p for _, p in theirs) / statistics.median(s for s, _ in theirs)
-    print(f"\none call {statistics.median(s for s, _ in ours) / 2 * 1e3:.1f} ms; two threads / "
-          f"serial = {ratio:.2f} (parallel {[round(p * 1e3) for _, p in ours]} ms, serial "
-          f"{[round(s * 1e3) for s, _ in ours]} ms); np.sin control {base:.2f}")
-    if base > 0.8:
-        pytest.skip(f"no two free CPUs: np.sin in two threads took {base:.2f} of its serial time")
-    assert ratio < max(0.8, base + 0.1), f"two threads took {ratio:.2f} of the serial time"
+    summaries, busy = [], 0
+    for _ in range(PAIR_ATTEMPTS):
+        ratio, base, summary = _pair_ratios(call, control)
+        summaries.append(summary)
+        print("\n" + summary)
+        if base > PAIR_BOUND:
+            busy += 1
+        elif ratio < max(PAIR_BOUND, base + 0.1):
+            return
+    if busy == PAIR_ATTEMPTS:
+        pytest.skip(f"no two free CPUs: np.sin in two threads missed {PAIR_BOUND} of its serial "
+                    f"time in all {PAIR_ATTEMPTS} attempts")
+    raise AssertionError(f"two threads took {ratio:.2f} of the serial time in the last of "
+                         f"{PAIR_ATTEMPTS} attempts: " + "; ".join(summaries))
 
 
 def test_other_python_threads_run_during_a_kernel():

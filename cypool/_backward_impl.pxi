@@ -20,6 +20,7 @@ cdef struct SpreadPlan:
     Py_ssize_t gs0, gs1, gs2, gs3, gs4
     Py_ssize_t os0, os1, os2, os3, os4
     Py_ssize_t k2, s2, d2, pad2     # k2 == 0: table mode (adaptive bins)
+    bint uniform2                   # every output along axis 2 has the same weight w2
     const int64_t* cover0_ptr
     const int64_t* cover0_out
     const int64_t* cover1_ptr
@@ -118,6 +119,9 @@ cdef SpreadPlan _spread_plan(
     p.cover1_ptr, p.cover1_out = &cover1_ptr[0], &cover1_out[0]
     p.taps2 = &taps2[0, 0]
     p.w0, p.w1, p.w2 = &w0[0], &w1[0], &w2[0]
+    p.uniform2 = True
+    for i in range(p.o2):
+        p.uniform2 = p.uniform2 and w2[i] == w2[0]
 
     extent2 = (p.k2 - 1) * p.d2 + 1 if p.k2 > 0 else 1
     nrows = oshape[0] * p.n0 * p.n1
@@ -146,14 +150,15 @@ cdef SpreadPlan _spread_plan(
 cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssize_t k,
                        double* obuf, double* ibuf) noexcept nogil:
     cdef Py_ssize_t ch, cb, b, p0, p1, c0, nc, pa, pb, olo, ohi, no, blo, bhi, i, j, q, a, e
-    cdef Py_ssize_t i0, i1, first_pos, extent2, lead
-    cdef double one = 1.0, fpending = 0.0, fpending2 = 0.0
+    cdef Py_ssize_t i0, i1, first_pos, extent2, lead = 0
+    cdef double one = 1.0, fpending = 0.0, fpending2 = 0.0, f = 1.0, rowf = 1.0
     cdef const real_t* src
     cdef const real_t* pending = NULL
     cdef const real_t* pending2 = NULL
     cdef real_t* dst
+    cdef double* rows = obuf
     cdef bint first = True
-    cdef bint gflat, oflat
+    cdef bint gflat, oflat, gather, uniform_rows = True, first_weight = True
     ch = k % p.nchunks
     k = k // p.nchunks
     cb = k % p.nblocks
@@ -179,51 +184,78 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
         blo = min(pa, olo * p.s2 - p.pad2)
         bhi = max(pb, (ohi - 1) * p.s2 - p.pad2 + extent2)
     no = ohi - olo
+    # Stride 1, contiguous rows: the column pass gathers instead of spreading (below).
+    gather = p.s2 == 1 and nc == 1 and p.os3 == 1 and 2 <= p.k2 <= 3
+    if gather:
+        lead = (p.k2 - 1) * p.d2
+        if p.uniform2:
+            rows = ibuf + lead  # the row sums need no weighting pass: sum them in place
 
-    # Row pass: weighted sum of the covering output rows, three rows per pass over obuf where
-    # they are contiguous lines.
+    # The covering rows' weights w0 * w1 are mostly all equal (always, with the padding
+    # counted): then the rows are summed unweighted, as in the forward, and their weight joins
+    # w2's, which saves a multiply per row and element.
+    if no > 0:
+        for a in range(p.cover0_ptr[p0], p.cover0_ptr[p0 + 1]):
+            for e in range(p.cover1_ptr[p1], p.cover1_ptr[p1 + 1]):
+                f = p.w0[p.cover0_out[a]] * p.w1[p.cover1_out[e]]
+                if first_weight:
+                    rowf, first_weight = f, False
+                uniform_rows = uniform_rows and f == rowf
+        if not uniform_rows:
+            rowf = 1.0
+
+    # Row pass: sum of the covering output rows (weighted unless uniform_rows), three rows per
+    # pass where they are contiguous lines.
     if no > 0:
         for a in range(p.cover0_ptr[p0], p.cover0_ptr[p0 + 1]):
             i0 = p.cover0_out[a]
             for e in range(p.cover1_ptr[p1], p.cover1_ptr[p1 + 1]):
                 i1 = p.cover1_out[e]
                 src = g + b * p.gs0 + i0 * p.gs1 + i1 * p.gs2 + olo * p.gs3 + c0 * p.gs4
+                f = 1.0 if uniform_rows else p.w0[i0] * p.w1[i1]
                 if gflat and (nc > 1 or p.gs3 == 1):
                     if pending == NULL:
-                        pending, fpending = src, p.w0[i0] * p.w1[i1]
+                        pending, fpending = src, f
                         continue
                     if pending2 == NULL:
-                        pending2, fpending2 = src, p.w0[i0] * p.w1[i1]
+                        pending2, fpending2 = src, f
                         continue
-                    _line_axpy3(obuf, pending, pending2, src, fpending, fpending2,
-                                p.w0[i0] * p.w1[i1], no * nc, first)
+                    if uniform_rows:
+                        _line_add_triple(rows, pending, pending2, src, no * nc, first)
+                    else:
+                        _line_axpy3(rows, pending, pending2, src, fpending, fpending2, f,
+                                    no * nc, first)
                     pending = pending2 = NULL
                 elif gflat:
-                    _line_axpy(obuf, src, no * nc, p.gs3 if nc == 1 else 1,
-                               p.w0[i0] * p.w1[i1], first)
+                    _line_axpy(rows, src, no * nc, p.gs3 if nc == 1 else 1, f, first)
                 else:
                     for q in range(no):
-                        _line_axpy(obuf + q * nc, src + q * p.gs3, nc, p.gs4,
-                                   p.w0[i0] * p.w1[i1], first)
+                        _line_axpy(rows + q * nc, src + q * p.gs3, nc, p.gs4, f, first)
                 first = False
-        if pending != NULL:
-            _line_axpy(obuf, pending, no * nc, 1, fpending, first)
+        if pending != NULL and pending2 != NULL and uniform_rows:
+            _line_add_pair(rows, pending, pending2, no * nc, first)
             first = False
-        if pending2 != NULL:
-            _line_axpy(obuf, pending2, no * nc, 1, fpending2, first)
+        else:
+            if pending != NULL:
+                _line_axpy(rows, pending, no * nc, 1, fpending, first)
+                first = False
+            if pending2 != NULL:
+                _line_axpy(rows, pending2, no * nc, 1, fpending2, first)
 
-    if not first and p.s2 == 1 and nc == 1 and p.os3 == 1 and 2 <= p.k2 <= 3:
-        # Stride 1, contiguous rows: gather instead of spreading. With the weighted outputs
-        # zero-padded by `lead` on both sides, input p takes the k2 outputs ending at
-        # p + pad2 - olo: one fused pass that writes grad_input directly.
-        lead = (p.k2 - 1) * p.d2
+    if not first and gather:
+        # With the weighted outputs zero-padded by `lead` on both sides, input p takes the k2
+        # outputs ending at p + pad2 - olo: one fused pass that writes grad_input directly.
         for q in range(lead):
             ibuf[q] = 0.0
             ibuf[lead + no + q] = 0.0
-        for i in range(no):
-            ibuf[lead + i] = obuf[i] * p.w2[olo + i]
+        if p.uniform2:
+            f = rowf * p.w2[0]
+        else:
+            f = 1.0
+            for i in range(no):
+                ibuf[lead + i] = obuf[i] * (rowf * p.w2[olo + i])
         dst = gin + b * p.os0 + p0 * p.os1 + p1 * p.os2 + pa * p.os3 + c0 * p.os4
-        _window_avg(dst, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, 1.0,
+        _window_avg(dst, ibuf + lead + pa + p.pad2 - olo, pb - pa, p.k2, 1, -p.d2, f,
                     &one, False)
         return
 
@@ -233,7 +265,7 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
     if not first:
         for i in range(no):
             for q in range(nc):
-                obuf[i * nc + q] *= p.w2[olo + i]
+                obuf[i * nc + q] *= rowf * p.w2[olo + i]
         if p.k2 == 0:
             for i in range(no):
                 first_pos = p.taps2[2 * i]

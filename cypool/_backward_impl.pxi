@@ -32,7 +32,21 @@ cdef struct SpreadPlan:
 
 
 cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    if b == 1:
+        return a  # the common stride: no division
     return a // b if a >= 0 else -((-a + b - 1) // b)
+
+
+cdef inline Py_ssize_t _pop_digit(Py_ssize_t* k, Py_ssize_t radix) noexcept nogil:
+    """k[0] % radix, leaving k[0] // radix: the next mixed-radix digit of an item number.
+    Radix 1, the common case (one chunk, one block, 2-d pooling), needs no division: the
+    64-bit divisions took a fifth of the avg backward item's own time."""
+    cdef Py_ssize_t digit
+    if radix == 1:
+        return 0
+    digit = k[0] % radix
+    k[0] = k[0] // radix
+    return digit
 
 
 cdef inline void _line_axpy(double* dst, const real_t* src, Py_ssize_t n, Py_ssize_t s,
@@ -159,14 +173,11 @@ cdef void _spread_item(const real_t* g, real_t* gin, const SpreadPlan* p, Py_ssi
     cdef double* rows = obuf
     cdef bint first = True
     cdef bint gflat, oflat, gather, uniform_rows = True, first_weight = True
-    ch = k % p.nchunks
-    k = k // p.nchunks
-    cb = k % p.nblocks
-    k = k // p.nblocks
-    p1 = k % p.n1
-    k = k // p.n1
-    p0 = k % p.n0
-    b = k // p.n0
+    ch = _pop_digit(&k, p.nchunks)
+    cb = _pop_digit(&k, p.nblocks)
+    p1 = _pop_digit(&k, p.n1)
+    p0 = _pop_digit(&k, p.n0)
+    b = k
     c0 = cb * p.block
     nc = min(p.block, p.inner - c0)
     pa = ch * p.pchunk

@@ -775,6 +775,39 @@ cdef inline int _line_max_sel(order_t* dst, int32_t* sel, const order_t* src, Py
     return nan
 
 
+cdef inline int _line_max_sel_pair(order_t* dst, int32_t* sel, const order_t* a,
+                                   const order_t* b, Py_ssize_t n, int32_t row_a, int32_t row_b,
+                                   bint assign) noexcept nogil:
+    """_line_max_sel of the contiguous rows a (row_a), then b (row_b), in one pass over dst
+    and sel: the same maxima and first rows, half the row-buffer passes."""
+    cdef Py_ssize_t i
+    cdef order_t u, v, m
+    cdef int32_t r, take
+    cdef int nan = 0
+    if assign:
+        for i in range(n):
+            u, v = a[i], b[i]
+            take = -<int32_t>(v > u)
+            dst[i] = v if v > u else u
+            sel[i] = row_a ^ ((row_a ^ row_b) & take)
+            if order_t is float or order_t is double:
+                nan = nan | (u != u) | (v != v)
+    else:
+        for i in range(n):
+            u, v, m, r = a[i], b[i], dst[i], sel[i]
+            if order_t is float or order_t is double:
+                nan = nan | (u != u) | (v != v)
+            take = -<int32_t>(u > m)
+            m = u if u > m else m
+            r = r ^ ((r ^ row_a) & take)
+            take = -<int32_t>(v > m)
+            m = v if v > m else m
+            r = r ^ ((r ^ row_b) & take)
+            dst[i] = m
+            sel[i] = r
+    return nan
+
+
 cdef inline void _argmax_taps(const order_t* b, const int32_t* q, Py_ssize_t k, Py_ssize_t d,
                               order_t* m, int32_t* r, int32_t* t) noexcept nogil:
     """m = the max of the taps b[j * d], j < k, with r its row q[j * d] and t its tap j, first
@@ -922,15 +955,29 @@ cdef void _max_index_line_item(const order_t* x, const Plan* p, const Item* it,
     cdef Py_ssize_t off = it.rlo - it.lo, s2 = p.s2
     cdef Py_ssize_t first = (t0[0] * p.n1 + t1[0]) * p.n2 + it.lo
     cdef int nan = 0
+    cdef int32_t code, pending_code = 0
+    cdef const order_t* pending = NULL
+    cdef bint assign = True
     _fill_padding(buf, it, _lowest(buf[0]))
     _fill_padding(sel, it, <int32_t>PADDING_CODE)
     for a in range(t0[1]):
         for e in range(t1[1]):
             src = (x + it.b * p.xs0 + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
                    + it.rlo * p.xs3 + it.c0 * p.xs4)
-            nan |= _line_max_sel(buf + off, sel + off, src, n, p.xs3,
-                                 <int32_t>((a * p.d0 * p.n1 + e * p.d1) * p.n2),
-                                 a == 0 and e == 0)
+            code = <int32_t>((a * p.d0 * p.n1 + e * p.d1) * p.n2)
+            if p.xs3 == 1:
+                # Contiguous rows two at a time, as in the values-only max.
+                if pending == NULL:
+                    pending, pending_code = src, code
+                    continue
+                nan |= _line_max_sel_pair(buf + off, sel + off, pending, src, n, pending_code,
+                                          code, assign)
+                pending = NULL
+            else:
+                nan |= _line_max_sel(buf + off, sel + off, src, n, p.xs3, code, assign)
+            assign = False
+    if pending != NULL:
+        nan |= _line_max_sel(buf + off, sel + off, pending, n, 1, pending_code, assign)
     if nan:
         _max_scan(x, p, it, <order_t*>s.buf, s.best_at, o, os3, 0, io, is3, 0)
         return

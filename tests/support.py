@@ -371,3 +371,13 @@ def draw_chunks(draw, shape):
         cuts = sorted(set(cuts))
         chunks.append(tuple(b - a for a, b in zip([0] + cuts, cuts + [n])) if n else (0,))
     return tuple(chunks)
+
+
+# Max kernels reduce a window's contiguous input rows two at a time (values and argmax):
+# windows of 2, 3 and 4 rows, as (shape, kernel, stride, dilation, axes).
+ROW_PAIRING_CASES = [
+    ((2, 5, 6), (3, 3), None, 1, (1, 2)),              # 3 rows: a pair and a leftover row
+    ((2, 4, 6), (2, 3), (1, 2), 1, (1, 2)),            # 2 rows: one pair, stride 2 along rows
+    ((2, 3, 4, 6), (2, 2, 2), None, 1, (1, 2, 3)),     # 4 rows, from two pooled axes
+    ((2, 7, 8), (3, 2), (1, 1), (2, 3), (1, 2)),       # dilated rows and taps
+]

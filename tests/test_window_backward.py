@@ -21,6 +21,7 @@ from support import (
     BAD_DTYPES,
     FLOAT_DTYPES,
     INT_DTYPES,
+    ROW_PAIRING_CASES,
     RTOL,
     SETTINGS,
     TORCH_TOL,
@@ -199,6 +200,29 @@ def test_backward_results_past_the_caches_are_the_same(dtype, op, kw, channels_l
     assert grad(slice(None), out=whole) is whole
     np.testing.assert_array_equal(whole, np.concatenate(
         [grad(slice(None, half)), grad(slice(half, None))]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ROW_PAIRING_CASES)
+def test_max_pool_backward_recomputed_nan_and_ties_in_row_pairs(dtype, case):
+    """The recomputed argmax reduces contiguous window rows two at a time: a NaN in any row
+    position, or ties from values in {0, 1, 2}, send each gradient where the reference's
+    first-in-row-major-order argmax does."""
+    shape, kernel, stride, dilation, axes = case
+    rng = np.random.default_rng(10)
+    base = rng.standard_normal(shape).astype(dtype)
+    inputs = []
+    for flat in range(0, base.size, 7):
+        x = base.copy()
+        x.flat[flat] = np.nan
+        inputs.append(x)
+    inputs += [rng.integers(0, 3, shape).astype(dtype) for _ in range(10)]
+    for x in inputs:
+        y = cypool.max_pool(x, kernel, stride, 0, dilation, axes=axes)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        got = cypool.max_pool_backward(g, x, kernel, stride, 0, dilation, axes=axes)
+        want = ref_max_pool_backward(g, x, kernel, stride, 0, dilation, axes)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("xdtype", INT_DTYPES)

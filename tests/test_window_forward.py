@@ -19,6 +19,7 @@ from reference import (
 from support import (
     FLOAT_DTYPES,
     INT_DTYPES,
+    ROW_PAIRING_CASES,
     SETTINGS,
     add_window_kwargs,
     draw_window,
@@ -360,6 +361,37 @@ def test_max_values_nan_in_every_row_position(dtype, case):
         got = cypool.max_pool(x, kernel, stride, axes=axes)
         want, _ = ref_max_pool(x, kernel, stride, axes=axes)
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("case", ROW_PAIRING_CASES)
+def test_max_indices_nan_in_every_row_position(dtype, case):
+    """The argmax kernel reduces contiguous window rows two at a time: a NaN in any row of a
+    pair, or in the leftover row, gives that window NaN and the NaN's index."""
+    shape, kernel, stride, dilation, axes = case
+    base = np.random.default_rng(8).standard_normal(shape).astype(dtype)
+    for flat in range(0, base.size, 5):
+        x = base.copy()
+        x.flat[flat] = np.nan
+        got, got_i = cypool.max_pool(x, kernel, stride, 0, dilation, axes=axes, return_indices=True)
+        want, want_i = ref_max_pool(x, kernel, stride, 0, dilation, axes)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_i, want_i)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.uint8])
+@pytest.mark.parametrize("case", ROW_PAIRING_CASES)
+def test_max_indices_ties_within_row_pairs(dtype, case):
+    """Values from {0, 1, 2}: most windows hold their max in several rows, including both rows
+    of a pair; the index is always the first in row-major order."""
+    shape, kernel, stride, dilation, axes = case
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        x = rng.integers(0, 3, shape).astype(dtype)
+        got, got_i = cypool.max_pool(x, kernel, stride, 0, dilation, axes=axes, return_indices=True)
+        want, want_i = ref_max_pool(x, kernel, stride, 0, dilation, axes)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_i, want_i)
 
 
 @pytest.mark.parametrize("dtype", INT_DTYPES)

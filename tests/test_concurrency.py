@@ -96,8 +96,9 @@ def _numpy_control():
 
 
 def _pair_ratios(call, control, repeats=5):
-    """(ours, control): the medians of `repeats` interleaved measurements of two threads'
-    wall time over the serial time, for call and for the np.sin control, and a summary."""
+    """(ratio, base, summary): two threads' wall time over the serial time, as medians of
+    `repeats` interleaved measurements, for call (ratio) and for the np.sin control (base),
+    and a line that reports them."""
     ours, theirs = [], []
     for _ in range(repeats):
         ours.append(_serial_and_parallel(call))

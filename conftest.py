@@ -3,4 +3,4 @@
 import importlib.util
 
 # cypool.dask and its doctests need the optional dask extra; its tests skip without it.
-collect_ignore_glob = [] if importlib.util.find_spec("dask") else ["cypool/dask/*"]
+collect_ignore_glob = [] if importlib.util.find_spec("dask") else ["src/cypool/dask/*"]

@@ -2,7 +2,8 @@
 
 The OpenMP probe follows scikit-learn's ``_build_utils/openmp_helpers.py``: compile and link a
 tiny program with the platform's OpenMP flags; if that fails, build serial. The kernels are the
-same either way: ``cypool/_openmp.pxd`` supplies serial stand-ins when ``_OPENMP`` is undefined.
+same either way: ``src/cypool/_openmp.pxd`` supplies serial stand-ins when ``_OPENMP`` is
+undefined.
 
 Environment:
     CYPOOL_DISABLE_OPENMP=1   build a serial extension (no OpenMP runtime linked).
@@ -44,9 +45,9 @@ COMPILER_DIRECTIVES = {
 # module name -> source; "_avx2" modules are the same kernels compiled for AVX2 and are chosen
 # at run time (cypool/_kernels.py) only on CPUs that have it.
 EXTENSIONS = {
-    "_runtime": "cypool/_runtime.pyx",
-    "_window_kernels": "cypool/_window_kernels.pyx",
-    "_window_kernels_avx2": "cypool/_window_kernels_avx2.pyx",
+    "_runtime": "src/cypool/_runtime.pyx",
+    "_window_kernels": "src/cypool/_window_kernels.pyx",
+    "_window_kernels_avx2": "src/cypool/_window_kernels_avx2.pyx",
 }
 
 
@@ -101,6 +102,13 @@ def _probe_openmp(compiler, compile_args, link_args):
 
 class BuildExt(build_ext):
     """build_ext that decides on OpenMP once and never reuses objects built the other way."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        # The two kernel modules take most of the build: compile the extensions side by side,
+        # one per CPU (`build_ext -j`), unless the caller chose a count.
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1
 
     def build_extensions(self):
         compile_args, link_args = [], []
@@ -183,9 +191,9 @@ def _extensions():
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
                                ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION")],
                 extra_compile_args=extra,
-                depends=["cypool/_window_impl.pxi", "cypool/_backward_impl.pxi",
-                         "cypool/_global_impl.pxi", "cypool/_sequence_impl.pxi",
-                         "cypool/_openmp.pxd", "cypool/_simd.pxd"],
+                depends=[f"src/cypool/{name}" for name in (
+                    "_window_impl.pxi", "_backward_impl.pxi", "_global_impl.pxi",
+                    "_sequence_impl.pxi", "_openmp.pxd", "_simd.pxd")],
             )
         )
     # The generated C does not depend on the OpenMP setting (Cython guards its pragmas with
@@ -195,6 +203,7 @@ def _extensions():
         compiler_directives=COMPILER_DIRECTIVES,
         depfile=False,
         quiet=True,
+        nthreads=os.cpu_count() or 1,
     )
 
 

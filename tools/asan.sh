@@ -103,8 +103,8 @@ LDFLAGS="-fsanitize=address" \
 
 # What reached the compiler: one compile per extension, each with setup.py's -O3 and after it
 # the sanitizer flags; and every extension links libasan.
-mapfile -t sos < <(ls cypool/*.so)
-compiles="$(grep -E -- ' -c cypool/[^ ]+\.c ' "$work/cc.log" || true)"
+mapfile -t sos < <(ls src/cypool/*.so)
+compiles="$(grep -E -- ' -c src/cypool/[^ ]+\.c ' "$work/cc.log" || true)"
 if [[ -z "$compiles" || "$(grep -c . <<<"$compiles")" != "${#sos[@]}" ]] \
     || grep -vqE -- "-O3 .*-fsanitize=address -fno-omit-frame-pointer -O1 -g$" <<<"$compiles"; then
     echo "asan: unexpected compile commands (${#sos[@]} extensions):" >&2

@@ -1,5 +1,6 @@
 """Threads (issue 6): kernels release the GIL (two Python threads pool in parallel; other
-Python threads keep running during a kernel), concurrent calls on shared inputs give the
+Python threads keep running during a kernel: wall-clock tests, marked ``timing`` and run only
+with CYPOOL_TIMING_TESTS=1, see conftest.py), concurrent calls on shared inputs give the
 results of a serial run, and every op gives bit-identical results for num_threads 1 to 4
 (inputs above the 256 kB parallel threshold of cypool/_parallel.py, so the kernels really
 split the work)."""
@@ -115,6 +116,7 @@ PAIR_BOUND = 0.8  # 1.0 when the GIL is held, 0.5 at best
 PAIR_ATTEMPTS = 3
 
 
+@pytest.mark.timing
 @pytest.mark.skipif(_usable_cpus() < 2, reason="needs 2 CPUs")
 def test_two_python_threads_pool_in_parallel():
     """Two threads each make one call (num_threads=1); the pair takes well under the time of
@@ -145,6 +147,7 @@ def test_two_python_threads_pool_in_parallel():
                          f"{PAIR_ATTEMPTS} attempts: " + "; ".join(summaries))
 
 
+@pytest.mark.timing
 def test_other_python_threads_run_during_a_kernel():
     """While a thread is inside one long kernel call, the main thread keeps running Python:
     its longest pause is a small part of the call (with the GIL held it would be all of it).

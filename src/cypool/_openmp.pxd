@@ -11,6 +11,7 @@ cdef extern from *:
         #define omp_get_max_threads() 1
         #define omp_get_thread_num() 0
         #define omp_get_num_procs() 1
+        #define omp_get_thread_limit() 1
     #endif
     #if defined(__clang__)
         #define CYPOOL_COMPILER "clang " __clang_version__
@@ -29,3 +30,4 @@ cdef extern from *:
     int omp_get_max_threads() noexcept nogil
     int omp_get_thread_num() noexcept nogil
     int omp_get_num_procs() noexcept nogil
+    int omp_get_thread_limit() noexcept nogil

@@ -31,10 +31,11 @@ def check_num_threads(num_threads) -> int | None:
 
 
 def resolve_num_threads(num_threads, work_bytes: int) -> int:
-    """Threads for one kernel call: the caller's request, else OpenMP's current maximum,
-    then one thread for small work."""
+    """Threads for one kernel call: the caller's request, else OpenMP's current maximum; one
+    thread for small work; never more than the process can run (_runtime.runnable_threads:
+    its CPUs, OpenMP's thread limit, the threads the OS lets it start, one after fork)."""
     requested = check_num_threads(num_threads)
-    threads = _runtime.max_threads() if requested is None else requested
     if work_bytes < PARALLEL_MIN_BYTES:
         return 1
-    return max(1, threads)
+    threads = _runtime.max_threads() if requested is None else requested
+    return _runtime.runnable_threads(threads)

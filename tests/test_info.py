@@ -41,3 +41,10 @@ def test_every_compiled_module_was_built_the_same_way():
     from cypool import _window_kernels
 
     assert _window_kernels.OPENMP_ENABLED == _runtime.OPENMP_ENABLED
+
+
+def test_version_flag_prints_the_version():
+    result = subprocess.run([sys.executable, "-m", "cypool", "--version"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"cypool {cypool.__version__}"

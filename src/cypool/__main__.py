@@ -1,4 +1,5 @@
-"""Command line: `python -m cypool info` and `python -m cypool bench [--quick] [--dask]`."""
+"""Command line: `python -m cypool info`, `python -m cypool bench [--quick] [--dask]` and
+`python -m cypool --version`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import sys
 
 
 def main(argv=None) -> int:
+    from cypool._version import __version__
+
     parser = argparse.ArgumentParser(prog="python -m cypool")
+    parser.add_argument("--version", action="version", version=f"cypool {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="version, OpenMP, threads, dtypes and compiler of this build")
     bench = commands.add_parser("bench", help="time the kernels against NumPy, PyTorch and the roofline")

@@ -784,6 +784,68 @@ for _bad in [(2, 3, 8.0, 8), "abc", 5, None]:
     row(f"global_avg_pool_backward-input_shape-{show(_bad)}", _GAB.call(input_shape=_bad), TV,
         [P("input_shape"), "tuple of ints"])
 
+# ============================================================================== huge integers
+# Every integer parameter beyond a 64-bit size is a ValueError naming it (never an
+# OverflowError from converting it for the kernels), and so is every result no array can hold
+# or this process can allocate (never NumPy's "array is too big" or a bare MemoryError). The
+# valid calls with parameters up to 2**63 - 1 are in test_huge_parameters.py.
+
+HUGE = [2 ** 63, 2 ** 64 + 3, 10 ** 30]
+for _name in WINDOW:
+    for _p in ["kernel_size", "stride", "dilation"]:
+        for _bad in HUGE:
+            row(f"{_name}-{_p}-huge-{_bad}", geo(_name, **{_p: (2, _bad)}), ValueError,
+                [P(_p), V_(_bad), "64-bit"])
+    for _bad in HUGE:
+        row(f"{_name}-padding-huge-{_bad}", geo(_name, padding=((0, 0), (0, _bad))), ValueError,
+            [P("padding"), V_(_bad), "64-bit"])
+    # 2**63 - 1 itself: a window far longer than the input, or padding past half of it
+    row(f"{_name}-kernel_size-int64-max", geo(_name, kernel_size=(2, 2 ** 63 - 1)), ValueError,
+        [r"output size on axis 3 would be", P("kernel_size")])
+    row(f"{_name}-padding-int64-max", geo(_name, padding=2 ** 63 - 1), ValueError,
+        [P("padding"), V_(2 ** 63 - 1), "half"])
+    row(f"{_name}-dilation-int64-max", geo(_name, dilation=(1, 2 ** 63 - 1)), ValueError,
+        [r"output size on axis 3 would be", P("dilation")])
+for _name in ["avg_pool", "avg_pool_backward"]:
+    for _bad in HUGE:
+        row(f"{_name}-divisor_override-huge-{_bad}", SPECS[_name].call(divisor_override=_bad),
+            ValueError, [P("divisor_override"), V_(_bad), "64-bit"])
+for _name in ["lp_pool", "lp_pool_backward"]:
+    row(f"{_name}-norm_type-beyond-float", SPECS[_name].call(norm_type=10 ** 400), ValueError,
+        [P("norm_type"), "finite"])
+for _name in ADAPTIVE:
+    for _bad in HUGE:
+        row(f"{_name}-output_size-huge-{_bad}", SPECS[_name].call(output_size=(3, _bad)),
+            ValueError, [P("output_size"), V_(_bad), "64-bit"])
+    row(f"{_name}-output_size-int-huge", SPECS[_name].call(output_size=2 ** 63, axes=(3,)),
+        ValueError, [P("output_size"), V_(2 ** 63), "64-bit"])
+    # no array can hold it
+    row(f"{_name}-output_size-2**61", SPECS[_name].call(output_size=(1, 2 ** 61)), ValueError,
+        [P("output_size"), V_(2 ** 61), "elements an array can hold"])
+for _name in ["adaptive_avg_pool", "adaptive_max_pool"]:
+    # an array could hold it, but no 64-bit address space maps 256 TiB
+    row(f"{_name}-output_size-256TiB", SPECS[_name].call(output_size=(2 ** 45, 1)), ValueError,
+        [P("output_size"), V_(2 ** 45), "memory"])
+for _name, _change in [("max_unpool", dict(output_size=(8, 2 ** 63))),
+                       ("avg_pool_backward", dict(input_shape=(2, 3, 8, 2 ** 63))),
+                       ("adaptive_avg_pool_backward", dict(input_shape=(2, 3, 8, 2 ** 63))),
+                       ("global_avg_pool_backward", dict(input_shape=(2, 3, 8, 2 ** 63)))]:
+    _p = next(iter(_change))
+    row(f"{_name}-{_p}-huge", SPECS[_name].call(**_change), ValueError, [P(_p), V_(2 ** 63)])
+# results of 384 TiB: beyond what a 64-bit address space maps
+for _name, _change in [("max_unpool", dict(output_size=(2 ** 22, 2 ** 22))),
+                       ("avg_pool_backward", dict(input_shape=(2, 3, 2 ** 22, 2 ** 22),
+                                                  kernel_size=(2 ** 19, 2 ** 19),
+                                                  grad_output=np.zeros((2, 3, 8, 8), np.float32))),
+                       ("global_avg_pool_backward", dict(input_shape=(2, 3, 2 ** 22, 2 ** 22)))]:
+    _p = next(iter(_change))
+    row(f"{_name}-{_p}-384TiB", SPECS[_name].call(**_change), ValueError,
+        [P(_p), V_(2 ** 22), "memory"])
+for _name in ["num_threads"]:
+    for _fn in ["max_pool", "sequence_pool", "global_avg_pool"]:
+        row(f"{_fn}-num_threads-huge", SPECS[_fn].call(num_threads=2 ** 63), ValueError,
+            [P("num_threads"), V_(2 ** 63)])
+
 # ============================================================================== sequence, segment
 
 SEQ = ["sequence_pool", "sequence_pool_backward"]

@@ -170,3 +170,38 @@ def test_parameter_parsers():
     for bad in (0, -1, float("inf"), float("nan"), True):
         with pytest.raises(ValueError, match="norm_type"):
             check_norm_type(bad)
+
+
+# ---------------------------------------------------------------- windows longer than the input
+
+
+def test_a_window_longer_than_the_input_runs_in_table_mode():
+    """The kernels' row buffers span a window's padded extent unless its last axis is in
+    table mode (kernel 0): a window or a step longer than the input switches it on, so that
+    scratch and work follow the input, never the window (2**61 taps once overflowed the
+    scratch size and crashed)."""
+    g = window_geometry((2, 5), (2 ** 61,), stride=1, padding=2 ** 60)
+    assert g.per_axis[0].table_mode
+    assert g.windows()[2].tolist() == [0, 1, 1, 0]
+    np.testing.assert_array_equal(g.taps()[2], [[0, 5]] * 6)
+    assert window_geometry((2, 5), (3,), stride=9, padding=1).per_axis[0].table_mode
+    ordinary = window_geometry((2, 5), (3,), stride=2, padding=1)
+    assert not ordinary.per_axis[0].table_mode
+    assert ordinary.windows()[2].tolist() == [3, 2, 1, 1]
+
+
+def test_taps_beyond_int64_are_exact():
+    # extent 2 * (2**63 - 2) + 1 > 2**63: taps at -(2**63 - 2) + 2 j for output 0
+    g = axis_geometry(5, 2 ** 63 - 1, 1, 2, (2 ** 63 - 2, 2 ** 63 - 2), False, 0)
+    assert g.exact and g.out == 5
+    np.testing.assert_array_equal(g.taps(), [[0, 3], [1, 2], [0, 3], [1, 2], [0, 3]])
+    np.testing.assert_array_equal(g.tap_count(False), [3, 2, 3, 2, 3])
+    # every tap of the window inside the padded extent counts with count_include_pad
+    assert g.tap_count(True)[0] == 2 ** 63 - 1
+
+
+@pytest.mark.parametrize("param", ["kernel_size", "stride", "dilation"])
+def test_integers_beyond_int64_are_valueerrors_naming_them(param):
+    kw = {"kernel_size": (2, 2), param: (2, 2 ** 63)}
+    with pytest.raises(ValueError, match=rf"{param}.*64-bit"):
+        window_geometry((4, 4), **kw)

@@ -22,11 +22,13 @@ from cypool._geometry import adaptive_geometry
 from cypool._global_call import GlobalCall, Result
 from cypool._kernels import window as _window_kernels
 from cypool._errors import ParameterTypeError
+from cypool._facade import public
 from cypool._parallel import check_num_threads
 from cypool._typing import ArrayPair
 from cypool._window import avg_over, max_over
 
 
+@public("output_size")
 def adaptive_avg_pool(
     x: ArrayLike,
     output_size: int | Sequence[int | None],
@@ -121,6 +123,7 @@ def adaptive_max_pool(
     out: NDArray[Any] | ArrayPair | None = ...,
     num_threads: int | None = ...,
 ) -> NDArray[Any] | ArrayPair: ...
+@public("output_size")
 def adaptive_max_pool(
     x: ArrayLike,
     output_size: int | Sequence[int | None],
@@ -183,6 +186,7 @@ def adaptive_max_pool(
     return max_over(x, geometry, return_indices, out, num_threads)
 
 
+@public("x")
 def global_avg_pool(
     x: ArrayLike,
     *,
@@ -273,6 +277,7 @@ def global_max_pool(
     out: NDArray[Any] | ArrayPair | None = ...,
     num_threads: int | None = ...,
 ) -> NDArray[Any] | ArrayPair: ...
+@public("x")
 def global_max_pool(
     x: ArrayLike,
     *,

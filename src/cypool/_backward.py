@@ -21,7 +21,6 @@ from cypool._adaptive import adaptive_max_pool, global_max_pool
 from cypool._global_call import GlobalCall
 from cypool._call import (
     INDEX_DTYPE,
-    check_allocatable,
     check_bool,
     check_grad_output,
     kernel_input,
@@ -32,10 +31,12 @@ from cypool._call import (
 )
 from cypool._dtypes import FLOAT_DTYPES, ORDER_DTYPES, as_array, order_compute_dtype
 from cypool._errors import ParameterTypeError
+from cypool._facade import public
 from cypool._geometry import (
     MAX_POOLED_AXES,
     WindowGeometry,
     adaptive_geometry,
+    check_allocatable,
     check_divisor_override,
     check_norm_type,
     normalize_axes,
@@ -138,6 +139,7 @@ def _scatter(
 # Window pooling
 
 
+@public("x")
 def max_pool_backward(
     grad_output: ArrayLike,
     x: ArrayLike,
@@ -220,6 +222,7 @@ def max_pool_backward(
     return grad_input
 
 
+@public("input_shape")
 def avg_pool_backward(
     grad_output: ArrayLike,
     input_shape: Sequence[int],
@@ -288,6 +291,7 @@ def avg_pool_backward(
     return _spread(g, geometry, input_shape, weights, out, num_threads)
 
 
+@public("x")
 def lp_pool_backward(
     grad_output: ArrayLike,
     x: ArrayLike,
@@ -363,6 +367,7 @@ def lp_pool_backward(
     return grad_input
 
 
+@public("output_size")
 def max_unpool(
     x: ArrayLike,
     indices: ArrayLike,
@@ -440,6 +445,7 @@ def max_unpool(
 # Adaptive and global pooling
 
 
+@public("input_shape")
 def adaptive_avg_pool_backward(
     grad_output: ArrayLike,
     input_shape: Sequence[int],
@@ -513,6 +519,7 @@ def adaptive_avg_pool_backward(
     return _spread(g, geometry, input_shape, weights, out, num_threads)
 
 
+@public("x")
 def adaptive_max_pool_backward(
     grad_output: ArrayLike,
     x: ArrayLike,
@@ -576,6 +583,7 @@ def adaptive_max_pool_backward(
     return _scatter(g, idx, geometry.axes, x.shape, out, num_threads, x)
 
 
+@public("input_shape")
 def global_avg_pool_backward(
     grad_output: ArrayLike,
     input_shape: Sequence[int],
@@ -635,6 +643,7 @@ def global_avg_pool_backward(
     return grad_input
 
 
+@public("x")
 def global_max_pool_backward(
     grad_output: ArrayLike,
     x: ArrayLike,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,23 +10,18 @@ import numpy as np
 from cypool._dtypes import FLOAT_DTYPES, as_array
 from cypool._errors import ParameterTypeError
 from cypool._geometry import WindowGeometry
-from cypool._layout import _overlaps, allocate_like, check_out, element_strides_ok, fold
+from cypool._layout import (
+    _overlaps,
+    allocate_like,
+    check_out,
+    element_strides_ok,
+    empty_in_order,
+    fold_views,
+    foldable_order,
+)
 from cypool._parallel import resolve_num_threads
 
 INDEX_DTYPE = np.dtype(np.int64)
-
-
-# No array may hold more elements than this: NumPy's own limit on bytes (intp) for 8-byte items,
-# which also keeps every flat position the kernels compute within int64.
-MAX_ELEMENTS = np.iinfo(np.intp).max // 8
-
-
-def check_allocatable(shape, name: str, value) -> None:
-    """Refuse a result shape that no array can have, naming the parameter that set it (NumPy
-    would say "array is too big", and flat positions would overflow before that)."""
-    if math.prod(shape) > MAX_ELEMENTS:
-        raise ValueError(f"{name}={tuple(value)!r} gives a result of shape {tuple(shape)}, more "
-                         f"than the {MAX_ELEMENTS} elements an array can hold")
 
 
 def check_bool(value, name: str) -> bool:
@@ -112,6 +108,11 @@ def stream_averages(out, result) -> tuple[bool, bool]:
     return large, write_past_caches(out, result)
 
 
+# Batch axes that do not fold are looped over in Python when each kernel call has at least this
+# many bytes to move; below it the arrays are copied into a layout that folds (run_folded).
+LOOP_BYTES = 1 << 20
+
+
 def run_kernel(kernel, geometry: WindowGeometry, x, results, compute_dtypes, num_threads, *args):
     """Run a window kernel: its folded views, then the geometry's tables, then `args`."""
     run_folded(kernel, geometry.axes, [x], results, compute_dtypes, num_threads,
@@ -122,15 +123,25 @@ def run_folded(kernel, axes, inputs, results, compute_dtypes, num_threads, *args
     """Call kernel(*views, *args, threads) on the folded views of `inputs` (already in the
     kernels' dtypes) and the results, through compute-dtype temporaries where a result's dtype
     or strides do not suit the kernels. The first input decides the layout."""
-    first = inputs[0]
+    original_inputs, first = inputs, inputs[0]
     targets = [
         r if r.dtype == dt and element_strides_ok(r) else allocate_like(first, r.shape, dt)
         for r, dt in zip(results, compute_dtypes)
     ]
     threads = kernel_threads(num_threads, [*inputs, *targets])
     if threads:
-        for views in fold([*inputs, *targets], axes, n_inputs=len(inputs)):
-            kernel(*views, *args, threads)
+        lead, views = fold_views([*inputs, *targets], axes, n_inputs=len(inputs))
+        if lead and sum(a.nbytes for a in [*inputs, *targets]) < LOOP_BYTES * math.prod(lead):
+            # Batch axes whose strides fold into no other, in small pieces: one kernel call
+            # over copies laid out so that they fold costs less than a call per piece.
+            order = foldable_order(first.shape, first.strides, axes)
+            inputs = [empty_in_order(a.shape, a.dtype, order) for a in inputs]
+            for copy, arr in zip(inputs, original_inputs):
+                np.copyto(copy, arr)
+            targets = [empty_in_order(r.shape, dt, order) for r, dt in zip(results, compute_dtypes)]
+            lead, views = fold_views([*inputs, *targets], axes, n_inputs=len(inputs))
+        for index in itertools.product(*(range(n) for n in lead)):
+            kernel(*(v[index] for v in views), *args, threads)
     copy_back(results, targets)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import operator
 from dataclasses import dataclass
 
@@ -23,9 +24,37 @@ from cypool._errors import ParameterTypeError
 
 MAX_POOLED_AXES = 3
 
+# The largest integer parameter: kernels hold sizes, strides and pads in 64-bit signed ints.
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+# No array may hold more elements than this: NumPy's own limit on bytes (intp) for 8-byte items,
+# which also keeps every flat position the kernels compute within int64.
+MAX_ELEMENTS = int(np.iinfo(np.intp).max) // 8
+
+# Above this, an axis's tap arithmetic (i * stride - pad, n + pad, ...) could leave int64, so its
+# tables are computed with Python's integers (such axes have at most n + 1 outputs).
+_EXACT_LIMIT = 1 << 61
+
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int64(v: int, name: str, value) -> None:
+    """Refuse an integer parameter no 64-bit size can hold (a ValueError naming it, where
+    converting it for the kernels would raise OverflowError)."""
+    if not -INT64_MAX - 1 <= v <= INT64_MAX:
+        raise ValueError(f"{name} must fit in a 64-bit integer (at most 2**63 - 1), got "
+                         f"{name}={value!r}")
+
+
+def check_allocatable(shape, name: str, value) -> None:
+    """Refuse a result shape that no array can have, naming the parameter that set it (NumPy
+    would say "array is too big", and flat positions would overflow before that)."""
+    if math.prod(shape) > MAX_ELEMENTS:
+        shown = tuple(value) if isinstance(value, (tuple, list)) else value
+        raise ValueError(f"{name}={shown!r} gives a result of shape {tuple(shape)}, more "
+                         f"than the {MAX_ELEMENTS} elements an array can hold")
 
 
 def _ceil_div(a, b):
@@ -98,6 +127,7 @@ def per_axis_ints(value, name: str, naxes: int, minimum: int) -> tuple[int, ...]
     for v in values:
         if v < minimum:
             raise ValueError(f"{name} must be >= {minimum} on every pooled axis, got {name}={value!r}")
+        check_int64(v, name, value)
     return values
 
 
@@ -133,6 +163,7 @@ def _parse_padding(padding, naxes: int) -> list | str:
     for before, after in pairs:
         if before < 0 or after < 0:
             raise ValueError(f"padding must be >= 0, got padding={padding!r}")
+        check_int64(max(before, after), "padding", padding)
     return pairs
 
 
@@ -157,10 +188,27 @@ class AxisGeometry:
         cypool.dask task holds its axis's geometry but reads only its own rows)."""
         return (type(self), dataclasses.astuple(self))
 
+    @property
+    def exact(self) -> bool:
+        """Whether this axis's tap arithmetic needs Python's integers (see _EXACT_LIMIT)."""
+        return max(self.size + self.pad_before + self.pad_after, self.extent,
+                   self.stride * self.out) >= _EXACT_LIMIT
+
+    @property
+    def table_mode(self) -> bool:
+        """Whether the kernels take this axis's windows from its taps table alone (as adaptive
+        bins) rather than from kernel, stride and padding: when a window or a step is longer
+        than the input. The kernels' row buffers then span the input, not the padded window,
+        so work and scratch grow with the input, never with the window's extent, and no
+        window arithmetic can overflow in C."""
+        return self.extent > self.size or self.stride > self.size
+
     def _tap_range(self, lo, hi, first=0, stop=None):
         """For output positions [first, stop) (default: all), the tap numbers [jlo, jhi) whose
         positions lie in [lo, hi)."""
         positions = np.arange(first, self.out if stop is None else stop, dtype=np.int64)
+        if self.exact:
+            positions = positions.astype(object)
         start = positions * self.stride - self.pad_before
         jlo = np.maximum(_ceil_div(lo - start, self.dilation), 0)
         jhi = np.minimum(_ceil_div(hi - start, self.dilation), self.kernel)
@@ -172,8 +220,10 @@ class AxisGeometry:
     def _taps(self) -> np.ndarray:
         start, jlo, jhi = self._tap_range(0, self.size)
         table = np.empty((self.out, 2), dtype=np.int64)
-        table[:, 0] = start + jlo * self.dilation
-        table[:, 1] = jhi - jlo
+        count = jhi - jlo
+        # A window without taps (refused by axis_geometry) may start beyond int64's range.
+        table[:, 0] = np.where(count > 0, start + jlo * self.dilation, 0)
+        table[:, 1] = count
         table.flags.writeable = False
         return table
 
@@ -286,10 +336,13 @@ class WindowGeometry:
         return tuple(g.taps() for g in self.padded())
 
     def windows(self) -> np.ndarray:
-        """int64 (3, 4): kernel, stride, dilation and leading pad of each padded axis."""
-        return np.array(
-            [(g.kernel, g.stride, g.dilation, g.pad_before) for g in self.padded()], dtype=np.int64
-        )
+        """int64 (3, 4): kernel, stride, dilation and leading pad of each padded axis; kernel 0
+        on the last axis puts the kernels in table mode (AxisGeometry.table_mode)."""
+        rows = [(g.kernel, g.stride, g.dilation, g.pad_before) for g in self.padded()]
+        last = self.padded()[-1]
+        if isinstance(last, AxisGeometry) and last.table_mode:
+            rows[-1] = (0, 1, last.dilation, 0)
+        return np.array(rows, dtype=np.int64)
 
     def divisors(self, count_include_pad: bool, divisor_override,
                  rows: tuple[tuple[int, int] | None, ...] | None = None) -> tuple[np.ndarray, ...]:
@@ -356,6 +409,7 @@ def check_divisor_override(divisor_override):
         raise ValueError(
             f"divisor_override must be a non-zero int or None, got divisor_override={divisor_override!r}"
         )
+    check_int64(int(divisor_override), "divisor_override", divisor_override)
     return int(divisor_override)
 
 
@@ -364,6 +418,8 @@ def check_norm_type(norm_type) -> float:
         raise ParameterTypeError(f"norm_type must be a number, got norm_type={norm_type!r}")
     try:
         p = float(norm_type)
+    except OverflowError:  # an int beyond float's range
+        raise ValueError(f"norm_type must be a finite number > 0, got norm_type={norm_type!r}") from None
     except (TypeError, ValueError):
         raise ParameterTypeError(f"norm_type must be a number, got norm_type={norm_type!r}") from None
     if isinstance(norm_type, (bool, np.bool_)) or not np.isfinite(p) or p <= 0:
@@ -443,7 +499,12 @@ def adaptive_geometry(shape, output_size, axes=None, name: str = "output_size",
             raise ParameterTypeError(f"{name} entries must be ints or None, got {name}={output_size!r}")
         if o < 1:
             raise ValueError(f"{name} entries must be >= 1, got {name}={output_size!r}")
+        check_int64(int(o), name, output_size)
         resolved.append(int(o))
+    result_shape = list(shape)
+    for axis, o in zip(given_axes, resolved):
+        result_shape[axis] = o
+    check_allocatable(result_shape, name, output_size)
     order = sorted(range(len(given_axes)), key=lambda i: given_axes[i])
     per_axis = tuple(adaptive_axis(shape[given_axes[i]], resolved[i], given_axes[i]) for i in order)
     return WindowGeometry(shape, tuple(given_axes[i] for i in order), per_axis)

@@ -3,7 +3,8 @@
 Every window kernel sees strided views of shape ``(outer, n0, n1, n2, inner)``: the pooled axes
 padded in front to three with size-1 axes, batch axes folded into ``outer``, and the batch axis
 that is innermost in memory (channels-last data) folded into ``inner``. Folding never copies: when
-the strides of batch axes do not combine into one, the leading ones are looped over in Python.
+the strides of batch axes do not combine into one, fold_views reports them as leading axes, which
+the caller loops over (large pieces) or removes by copying into foldable_order (small pieces).
 """
 
 from __future__ import annotations
@@ -125,11 +126,21 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def fold(arrays, axes, n_inputs: int = 1):
-    """Yield tuples of 5-d views, one per array, that together cover the arrays.
+    """Yield tuples of 5-d views, one per array, that together cover the arrays (fold_views,
+    looped over its lead axes)."""
+    lead, views = fold_views(arrays, axes, n_inputs)
+    for index in itertools.product(*(range(n) for n in lead)):
+        yield tuple(v[index] for v in views)
+
+
+def fold_views(arrays, axes, n_inputs: int = 1):
+    """(lead, views): one view per array, of shape ``lead + (outer, n0, n1, n2, inner)``.
 
     `arrays` share their batch axes (every axis not in `axes`, sorted pooled axes); the pooled
     axes may differ in size (input versus output). The first array decides the layout; the first
-    `n_inputs` arrays are viewed read-only, the rest writable.
+    `n_inputs` arrays are viewed read-only, the rest writable. `lead` holds the sizes of batch
+    axes whose strides fold into no other (empty when every batch axis folds): the caller
+    loops over them, or lays the arrays out anew (foldable_order) so that it need not.
     """
     plan = _fold_plan(
         tuple(a.shape for a in arrays),
@@ -141,8 +152,26 @@ def fold(arrays, axes, n_inputs: int = 1):
         strided_view(arr, view_shape, [s * arr.itemsize for s in view_strides], i >= n_inputs)
         for i, (arr, (view_shape, view_strides)) in enumerate(zip(arrays, specs))
     ]
-    for index in itertools.product(*(range(n) for n in lead)):
-        yield tuple(v[index] for v in views)
+    return lead, views
+
+
+def foldable_order(shape, strides, axes) -> list[int]:
+    """The axes outermost to innermost as memory_order gives them, except that batch axes lying
+    between two pooled axes move outside them: a layout in which every batch axis folds."""
+    order = memory_order(shape, strides)
+    pooled = [i for i, a in enumerate(order) if a in axes and shape[a] > 1]
+    if not pooled:
+        return order
+    first, last = pooled[0], pooled[-1] + 1
+    between = order[first:last]
+    return (order[:first] + [a for a in between if a not in axes]
+            + [a for a in between if a in axes] + order[last:])
+
+
+def empty_in_order(shape, dtype, order) -> np.ndarray:
+    """An empty array of `shape` whose axes lie in memory in `order` (outermost first)."""
+    buf = np.empty([shape[a] for a in order], dtype=dtype)
+    return buf.transpose(np.argsort(order))
 
 
 Shape = tuple[int, ...]

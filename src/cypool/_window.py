@@ -25,6 +25,7 @@ from cypool._call import (
     stream_averages,
 )
 from cypool._dtypes import ORDER_DTYPES, average_dtypes, as_array, order_compute_dtype
+from cypool._facade import public
 from cypool._geometry import (
     WindowGeometry,
     check_divisor_override,
@@ -136,6 +137,7 @@ def max_pool(
     out: NDArray[Any] | ArrayPair | None = ...,
     num_threads: int | None = ...,
 ) -> NDArray[Any] | ArrayPair: ...
+@public("x")
 def max_pool(
     x: ArrayLike,
     kernel_size: int | Sequence[int],
@@ -219,6 +221,7 @@ def max_pool(
     return max_over(x, geometry, return_indices, out, num_threads)
 
 
+@public("x")
 def avg_pool(
     x: ArrayLike,
     kernel_size: int | Sequence[int],
@@ -289,6 +292,7 @@ def avg_pool(
                     out, num_threads)
 
 
+@public("x")
 def lp_pool(
     x: ArrayLike,
     norm_type: float,

@@ -99,14 +99,15 @@ def test_num_threads_above_the_usable_cpus_is_reduced_to_them():
     assert np.array_equal(cypool.max_pool2d(x, 3, 2, 1, num_threads=1000), want)
 
 
-def run_limited(code: str, address_space: int, stack: int | None = None, **env):
+def run_limited(code: str, address_space: int | None, stack: int | None = None, **env):
     """`code` in a fresh interpreter whose address space (and stack size, which sets the
     default stack of every thread it starts) is limited, as `ulimit -v` and `ulimit -s` do.
     Returns the CompletedProcess (an abort shows as a negative return code)."""
     resource = pytest.importorskip("resource")
 
     def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        if address_space is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
         if stack is not None:
             resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
 
@@ -139,9 +140,16 @@ def test_a_thousand_threads_under_an_address_space_limit(num_threads, env):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="rlimits as on Linux")
 def test_threads_the_os_cannot_start_leave_the_call_to_fewer():
-    """Each thread's default stack set to 2 GB with a 3 GB address space: the OS cannot start
-    even one more thread. The call still runs, on one thread, where OpenMP would abort."""
-    proc = run_limited(LIMITED_CALL.replace("NUM_THREADS", "2"), 3_000_000 * 1024,
-                       stack=2_000_000 * 1024)
+    """Each thread's default stack set to 2 GB, and 1 GB of address space left after the
+    imports: the OS cannot start even one more thread. The call still runs, on one thread,
+    where OpenMP would abort."""
+    code = LIMITED_CALL.replace("NUM_THREADS", "2").replace("""
+    want = cypool""", """
+    import resource
+    with open("/proc/self/statm") as f:
+        mapped = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + (1 << 30), mapped + (1 << 30)))
+    want = cypool""")
+    proc = run_limited(code, None, stack=2 << 30)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-1] == "1"

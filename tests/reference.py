@@ -1,6 +1,6 @@
 """Slow, obviously correct NumPy reference for window pooling (forward).
 
-This module re-implements the rules of ``API.md`` ("Conventions" and "Window pooling") with
+This module re-implements the rules of the README's API rules ("Conventions" and "Window pooling") with
 plain Python loops over output positions and window taps. It deliberately shares no code with
 ``cypool`` (in particular not ``cypool._geometry``) so that it can serve as an independent oracle
 in the tests.

@@ -1,5 +1,5 @@
 """Slow, obviously correct NumPy references for the window backward ops, ``max_unpool``, and
-adaptive / global pooling (forward and backward), following ``API.md``.
+adaptive / global pooling (forward and backward), following the README's API rules.
 
 Like ``reference.py`` this shares no code with ``cypool``: every function is a plain Python loop
 over output positions (windows or bins) and their input taps, accumulating in float64 (Python
@@ -7,7 +7,7 @@ floats), and only then casting to the result dtype. Window geometry (sizes, padd
 shape, validation) comes from ``reference.ref_geometry`` and the window max (tie and NaN rules)
 from ``reference.ref_max_pool``, both checked by ``test_reference.py``.
 
-Functions (argument names and order follow API.md; no ``out`` / ``num_threads``)
+Functions (argument names and order follow the README's API rules; no ``out`` / ``num_threads``)
 ---------------------------------------------------------------------------------
 ref_max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, dilation=1,
                       axes=None, ceil_mode=False, indices=None) -> grad_input

@@ -1,4 +1,4 @@
-"""Non-native byte order (issue 6): for every public function, an input array in the other byte
+"""Non-native byte order: for every public function, an input array in the other byte
 order (``a.astype(a.dtype.newbyteorder())``, the same values) gives exactly the result of the
 native input, or a TypeError; never other values. Covered: x, grad_output, indices, mask,
 lengths, offsets, scores, one at a time and all together, and out= (refused with

@@ -1,4 +1,4 @@
-"""Threads (issue 6): kernels release the GIL (two Python threads pool in parallel; other
+"""Threads: kernels release the GIL (two Python threads pool in parallel; other
 Python threads keep running during a kernel: wall-clock tests, marked ``timing`` and run only
 with CYPOOL_TIMING_TESTS=1, see conftest.py), concurrent calls on shared inputs give the
 results of a serial run, and every op gives bit-identical results for num_threads 1 to 4

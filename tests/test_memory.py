@@ -1,4 +1,4 @@
-"""Memory and sizes (issue 6): no leaks over many calls (RSS and tracemalloc), none on errors
+"""Memory and sizes: no leaks over many calls (RSS and tracemalloc), none on errors
 raised mid-call, 64-bit index arithmetic on broadcast inputs of more than 2**31 elements, and
 no hidden full-size temporaries in any forward op (peak memory within the output plus a small
 scratch).

@@ -1,6 +1,6 @@
 """Hand-computed checks of the slow reference in ``reference.py`` (the test oracle).
 
-These do not touch cypool: they make sure the oracle itself follows API.md.
+These do not touch cypool: they make sure the oracle itself follows the README's API rules.
 """
 
 import math

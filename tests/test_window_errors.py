@@ -1,4 +1,4 @@
-"""Every error rule of window pooling (API.md, "Conventions" and "Window pooling"): the error type,
+"""Every error rule of window pooling (README, API rules: "Conventions" and "Window pooling"): the error type,
 and a message naming the parameter (and the value received)."""
 
 import re

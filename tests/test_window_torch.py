@@ -50,7 +50,7 @@ def torch_cases(draw, op):
         return vals[0] if len(set(vals)) == 1 and draw(st.booleans()) else tuple(vals)
     geo = dict(kernel=pick(ks), stride=pick(ss) if ss != ks or draw(st.booleans()) else None,
                padding=pick(ps), dilation=pick(ds))
-    # the contract refuses windows made only of padding (torch returns -inf there)
+    # cypool refuses windows made only of padding (torch returns -inf there)
     try:
         ref = ref_geometry(shape, tuple(ks), tuple(ss) if geo["stride"] is not None else None,
                            tuple(ps), tuple(ds), tuple(range(2, 2 + rank)), ceil_mode)

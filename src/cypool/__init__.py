@@ -2,7 +2,8 @@
 
 Window pooling (max, avg, LP) over 1 to 3 axes of any array, in any layout; adaptive and
 global pooling; sequence pooling of token embeddings and segment pooling of packed sequences;
-and the gradients of all of them. The contract every function follows is ``shared/API.md``.
+and the gradients of all of them. The rules every function follows are in the README's "API
+rules" section; each function's docstring gives its parameters.
 """
 
 from cypool._adaptive import (

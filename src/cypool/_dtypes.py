@@ -1,4 +1,4 @@
-"""Dtype rules of the API contract: what each op family accepts and computes in."""
+"""Dtype rules: what each op family accepts and computes in."""
 
 from __future__ import annotations
 

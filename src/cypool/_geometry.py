@@ -1,7 +1,7 @@
 """Window geometry: parameter parsing, output sizes, padding, taps and divisors.
 
 Pure Python and NumPy, no kernels. Every window op (forward and backward) turns its arguments
-into a :class:`WindowGeometry` here, so the shape rules of ``shared/API.md`` live in one place.
+into a :class:`WindowGeometry` here, so the shape rules of window pooling live in one place.
 The kernels only ever see the per-axis tables this module builds:
 
 * ``taps``: for each output position, the input position of its first in-bounds tap and how many

@@ -140,7 +140,9 @@ def run_folded(kernel, axes, inputs, results, compute_dtypes, num_threads, *args
                 np.copyto(copy, arr)
             targets = [empty_in_order(r.shape, dt, order) for r, dt in zip(results, compute_dtypes)]
             lead, views = fold_views([*inputs, *targets], axes, n_inputs=len(inputs))
-        for index in itertools.product(*(range(n) for n in lead)):
+        if not lead:
+            kernel(*views, *args, threads)
+        for index in itertools.product(*(range(n) for n in lead)) if lead else ():
             kernel(*(v[index] for v in views), *args, threads)
     copy_back(results, targets)
 

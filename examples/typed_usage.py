@@ -66,8 +66,15 @@ def sentence_embeddings(h: NDArray[np.float32], mask: NDArray[np.int64]) -> list
                                                indices=seg_idx)
     grad_v2, grad_s2 = cypool.segment_pool_backward(np.ones_like(seg), values, offsets,
                                                     "attention", scores=scores[mask.astype(bool)])
+    # The same segments by id (torch_scatter / PyG style): one id per row of values.
+    ids = np.repeat(np.arange(mask.shape[0]), mask.sum(axis=1))
+    by_id, by_id_idx = cypool.segment_pool(values, segment_ids=ids, num_segments=mask.shape[0],
+                                           mode="max", return_indices=True)
+    grad_v3, grad_s3 = cypool.segment_pool_backward(np.ones_like(seg), values, segment_ids=ids,
+                                                    mode="attention",
+                                                    scores=scores[mask.astype(bool)])
     return [mean, top, top_idx, grad_h, grad_h2, grad_scores, seg, seg_top, grad_values, grad_v2,
-            grad_s2]
+            grad_s2, by_id, by_id_idx, grad_v3, grad_s3]
 
 
 if __name__ == "__main__":

@@ -19,10 +19,14 @@ ref_sequence_coefficients(h_shape, mask=None, mode="mean", lengths=None, scores=
        the modes sum, mean, mean_sqrt_len, weighted_mean, cls, last, attention
 ref_sequence_pool_backward(g, h, mask=None, mode="mean", lengths=None, scores=None,
                            indices=None) -> grad_h, or (grad_h, grad_scores) for "attention"
-ref_segment_pool(values, offsets, mode="mean", scores=None) -> (values float64 (B, D),
-                                                                indices int64 or None)
-ref_segment_pool_backward(g, values, offsets, mode="mean", scores=None, indices=None)
+ref_segment_pool(values, offsets=None, mode="mean", scores=None, *, segment_ids=None,
+                 num_segments=None) -> (values float64 (B, D), indices int64 or None)
+ref_segment_pool_backward(g, values, offsets=None, mode="mean", scores=None, indices=None, *,
+                          segment_ids=None, num_segments=None)
     -> grad_values, or (grad_values, grad_scores) for "attention"
+    Segments come from exactly one of ``offsets`` (B + 1 positions from 0 to N: segment b is
+    rows offsets[b] .. offsets[b + 1] - 1) and ``segment_ids`` (segment b is the rows whose id
+    is b, found by a loop over the rows: group by id, not through offsets).
 
 Conventions (see ``test_reference_sequence.py`` for hand-computed cases):
 
@@ -137,15 +141,62 @@ def _check_offsets(offsets, n: int) -> np.ndarray:
         if prev is not None and v < prev:
             raise ValueError(f"offsets must be non-decreasing, {v} follows {prev}")
         prev = v
+    if int(offsets[0]) != 0 or int(offsets[-1]) != n:
+        raise ValueError(f"offsets must run from 0 to N={n}, got {int(offsets[0])} to "
+                         f"{int(offsets[-1])}")
     return offsets
 
 
-def _check_segment_args(values, offsets, mode, scores):
+def _check_segment_ids(segment_ids, n: int, num_segments):
+    """(ids as a list of ints, B): ids non-decreasing in [0, B), B = num_segments or the
+    last id + 1 (0 without rows)."""
+    ids = np.asarray(segment_ids)
+    _check_int_array(ids, "segment_ids")
+    if ids.shape != (n,):
+        raise ValueError(f"segment_ids must have shape ({n},), got {ids.shape}")
+    if num_segments is not None:
+        if isinstance(num_segments, (bool, np.bool_)) or not isinstance(num_segments,
+                                                                       (int, np.integer)):
+            raise TypeError(f"num_segments must be an int, got {num_segments!r}")
+        if not 0 <= int(num_segments) < 2 ** 63:
+            raise ValueError(f"num_segments {num_segments} outside [0, 2**63)")
+    out = [int(x) for x in ids]
+    for i, x in enumerate(out):
+        if x < 0:
+            raise ValueError(f"segment_ids value {x} is negative")
+        if i and x < out[i - 1]:
+            raise ValueError(f"segment_ids must be non-decreasing, {x} follows {out[i - 1]}")
+        if num_segments is not None and x >= int(num_segments):
+            raise ValueError(f"segment_ids value {x} not below num_segments={num_segments}")
+    B = int(num_segments) if num_segments is not None else (out[-1] + 1 if out else 0)
+    return out, B
+
+
+def _segment_members(values, offsets, segment_ids, num_segments):
+    """The rows of every segment, as a list of B lists of positions in values (in order)."""
+    n = values.shape[0]
+    if (offsets is None) == (segment_ids is None):
+        raise ValueError("give exactly one of offsets and segment_ids")
+    if segment_ids is None:
+        if num_segments is not None:
+            raise ValueError("num_segments goes with segment_ids")
+        offsets = _check_offsets(offsets, n)
+        return [list(range(int(offsets[b]), int(offsets[b + 1])))
+                for b in range(offsets.shape[0] - 1)]
+    ids, B = _check_segment_ids(segment_ids, n, num_segments)
+    members = [[] for _ in range(B)]
+    for row, b in enumerate(ids):
+        members[b].append(row)
+    return members
+
+
+def _check_segment_args(values, offsets, mode, scores, segment_ids=None, num_segments=None):
+    """(values, the rows of every segment, scores)."""
     values = np.asarray(values)
     if values.ndim != 2:
         raise ValueError(f"values must be 2-D (N, D), got shape {values.shape}")
     _check_float(values, "values")
-    offsets = _check_offsets(offsets, values.shape[0])
+    members = _segment_members(values, offsets, segment_ids, num_segments)
     _check_mode(mode, SEGMENT_MODES)
     if mode == "attention":
         if scores is None:
@@ -157,7 +208,7 @@ def _check_segment_args(values, offsets, mode, scores):
             raise TypeError(f"scores has dtype {scores.dtype}, expected {values.dtype}")
     elif scores is not None:
         raise ValueError(f"scores are only for mode 'attention', not {mode!r}")
-    return values, offsets, scores
+    return values, members, scores
 
 
 def _check_grad(g, shape) -> np.ndarray:
@@ -445,80 +496,82 @@ def ref_sequence_pool_backward(g, h, mask=None, mode="mean", lengths=None, score
 # ================================================================================ segments
 
 
-def _segment_rows(values, scores, start, stop):
-    x = [[float(values[n, d]) for d in range(values.shape[1])] for n in range(start, stop)]
-    s = None if scores is None else [float(scores[n]) for n in range(start, stop)]
+def _segment_rows(values, scores, rows):
+    x = [[float(values[n, d]) for d in range(values.shape[1])] for n in rows]
+    s = None if scores is None else [float(scores[n]) for n in rows]
     return x, s
 
 
-def ref_segment_pool(values, offsets, mode="mean", scores=None):
-    values, offsets, scores = _check_segment_args(values, offsets, mode, scores)
+def ref_segment_pool(values, offsets=None, mode="mean", scores=None, *, segment_ids=None,
+                     num_segments=None):
+    values, members, scores = _check_segment_args(values, offsets, mode, scores, segment_ids,
+                                                  num_segments)
     N, D = values.shape
-    B = offsets.shape[0] - 1
+    B = len(members)
     out = np.zeros((B, D), dtype=np.float64)
     want_idx = mode in ("max", "min")
     indices = np.full((B, D), -1, dtype=np.int64) if want_idx else None
-    for b in range(B):
-        start, stop = int(offsets[b]), int(offsets[b + 1])
-        if stop == start or D == 0:
+    for b, rows in enumerate(members):
+        if not rows or D == 0:
             continue                        # empty segment: zeros, index -1
-        x, s = _segment_rows(values, scores, start, stop)
-        w = [1.0] * (stop - start)
+        x, s = _segment_rows(values, scores, rows)
+        w = [1.0] * len(rows)
         vals, idx = _pool_rows(x, w, s, mode)
         for d in range(D):
             out[b, d] = vals[d]
             if want_idx:
-                indices[b, d] = start + idx[d]          # absolute row in values
+                indices[b, d] = rows[idx[d]]            # absolute row in values
     return out, indices
 
 
-def ref_segment_pool_backward(g, values, offsets, mode="mean", scores=None, indices=None):
-    values, offsets, scores = _check_segment_args(values, offsets, mode, scores)
+def ref_segment_pool_backward(g, values, offsets=None, mode="mean", scores=None, indices=None, *,
+                              segment_ids=None, num_segments=None):
+    values, members, scores = _check_segment_args(values, offsets, mode, scores, segment_ids,
+                                                  num_segments)
     N, D = values.shape
-    B = offsets.shape[0] - 1
+    B = len(members)
     g = _check_grad(g, (B, D))
     grad = np.zeros((N, D), dtype=np.float64)
 
     if mode in ("max", "min"):
         if indices is None:
-            _, indices = ref_segment_pool(values, offsets, mode)
+            _, indices = ref_segment_pool(values, offsets, mode, segment_ids=segment_ids,
+                                          num_segments=num_segments)
         indices = _check_indices_array(indices, (B, D))
-        for b in range(B):
-            start, stop = int(offsets[b]), int(offsets[b + 1])
+        for b, rows in enumerate(members):
             for d in range(D):
                 n = int(indices[b, d])
                 if n == -1:
                     continue
-                if not start <= n < stop:
-                    raise ValueError(f"indices value {n} outside segment {b} [{start}, {stop})")
+                if n not in rows:
+                    raise ValueError(f"indices value {n} outside segment {b} {rows}")
                 grad[n, d] += float(g[b, d])
         return grad
     if indices is not None:
         raise ValueError(f"indices are only for modes 'max' and 'min', not {mode!r}")
 
     grad_scores = np.zeros(N, dtype=np.float64) if mode == "attention" else None
-    for b in range(B):
-        start, stop = int(offsets[b]), int(offsets[b + 1])
-        L = stop - start
+    for b, rows in enumerate(members):
+        L = len(rows)
         if L == 0:
             continue
-        s = None if scores is None else [float(scores[n]) for n in range(start, stop)]
+        s = None if scores is None else [float(scores[n]) for n in rows]
         c, uses = _row_coefficients([1.0] * L, s, mode)
         gv = [float(g[b, d]) for d in range(D)]
-        for i in range(L):
+        for i, n in enumerate(rows):
             if uses[i]:
                 for d in range(D):
-                    grad[start + i, d] = c[i] * gv[d]
+                    grad[n, d] = c[i] * gv[d]
         if mode == "attention":
             dots = [0.0] * L
-            for i in range(L):
+            for i, n in enumerate(rows):
                 for d in range(D):
-                    dots[i] += gv[d] * float(values[start + i, d])
+                    dots[i] += gv[d] * float(values[n, d])
             mean_dot = 0.0
             for i in range(L):
                 mean_dot += c[i] * dots[i]
-            for i in range(L):
-                grad_scores[start + i] = c[i] * (dots[i] - mean_dot)
+            for i, n in enumerate(rows):
+                grad_scores[n] = c[i] * (dots[i] - mean_dot)
     if mode == "attention":
         return grad, grad_scores
     return grad

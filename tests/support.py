@@ -250,6 +250,23 @@ def draw_torch_window(draw, op, *, max_kernel, extra, max_channels):
     return shape, tuple(ks), tuple(ss), tuple(ps), tuple(ds), ceil_mode, geo
 
 
+# ================================================================================ segments
+
+
+def random_offsets(rng, n, b):
+    """b + 1 sorted segment offsets from 0 to n, the inner ones random (empty segments likely
+    when b is large against n); b == 0 only with n == 0."""
+    assert b > 0 or n == 0, "no segment cannot hold rows"
+    inner = np.sort(rng.integers(0, n + 1, max(b - 1, 0)))
+    return np.concatenate([[0], inner, [n]])[:b + 1].astype(np.int64)
+
+
+def ids_of(offsets):
+    """The segment id of every row of the segments given by ``offsets`` (int64, shape (N,))."""
+    offsets = np.asarray(offsets, np.int64)
+    return np.repeat(np.arange(offsets.shape[0] - 1), np.diff(offsets))
+
+
 # ================================================================================ assertions
 
 

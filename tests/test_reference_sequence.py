@@ -24,7 +24,7 @@ from reference_sequence import (
     ref_sequence_pool_backward,
     ref_token_weights,
 )
-from support import SETTINGS, numgrad, seeds, examples
+from support import SETTINGS, examples, ids_of, numgrad, random_offsets, seeds
 
 nan, inf = np.nan, np.inf
 
@@ -302,15 +302,40 @@ def test_token_weights_and_coefficients():
     (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([], int)), ValueError),
     (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0.0, 1.0])), TypeError),
     (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([False, True])), TypeError),
-    (lambda: ref_segment_pool(np.zeros((4, 2, 1)), np.array([0, 1])), ValueError),
-    (lambda: ref_segment_pool(np.zeros((4, 2), np.int64), np.array([0, 1])), TypeError),
-    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 1]), "cls"), ValueError),
-    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 1]), "weighted_mean"), ValueError),
-    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 1]), "attention"), ValueError),
-    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 1]), "attention",
+    (lambda: ref_segment_pool(np.zeros((4, 2, 1)), np.array([0, 4])), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2), np.int64), np.array([0, 4])), TypeError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 4]), "cls"), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 4]), "weighted_mean"), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 4]), "attention"), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 4]), "attention",
                               scores=np.zeros(3)), ValueError),
-    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 1]), "attention",
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 4]), "attention",
                               scores=np.zeros(4, np.float32)), TypeError),
+    # offsets run from 0 to N
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 1])), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([1, 4])), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([4])), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 0, 1, 1])), ValueError),
+    # segment_ids (one per row, non-decreasing, in [0, num_segments)), not with offsets
+    (lambda: ref_segment_pool(np.zeros((4, 2))), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 4]),
+                              segment_ids=np.array([0, 0, 1, 1])), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), np.array([0, 4]), num_segments=1), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), segment_ids=np.array([0, 0, 1])), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), segment_ids=np.array([0, 1, 0, 1])),
+     ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), segment_ids=np.array([-1, 0, 0, 1])),
+     ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), segment_ids=np.array([0, 0, 1, 1]),
+                              num_segments=1), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), segment_ids=np.array([0, 0, 1, 1]),
+                              num_segments=-1), ValueError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), segment_ids=np.array([0, 0, 1, 1]),
+                              num_segments=True), TypeError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), segment_ids=np.array([0, 0, 1, 1]),
+                              num_segments=2.0), TypeError),
+    (lambda: ref_segment_pool(np.zeros((4, 2)), segment_ids=np.array([0.0, 0, 1, 1])),
+     TypeError),
     (lambda: ref_segment_pool_backward(np.zeros((1, 2)), np.zeros((4, 2)), np.array([0, 2, 4])),
      ValueError),
     (lambda: ref_segment_pool_backward(np.zeros((2, 2)), np.zeros((4, 2)), np.array([0, 2, 4]),
@@ -324,12 +349,17 @@ def test_reference_validation(call, exc):
 
 
 def test_reference_validation_accepts():
-    """Argument forms that are valid: empty offsets [k] (B == 0), offsets ending before N,
-    index -1 and in-range user indices, uint lengths."""
-    v, i = ref_segment_pool(np.ones((4, 2)), np.array([3]), "max")
+    """Argument forms that are valid: offsets [0] (B == 0, N == 0), empty segment ids with and
+    without num_segments, index -1 and in-range user indices, uint lengths."""
+    v, i = ref_segment_pool(np.ones((0, 2)), np.array([0]), "max")
     assert v.shape == (0, 2) and i.shape == (0, 2)
-    ref_segment_pool_backward(np.zeros((2, 2)), np.zeros((4, 2)), np.array([1, 1, 3]), "max",
-                              indices=np.array([[-1, -1], [1, 2]]))
+    v, i = ref_segment_pool(np.ones((0, 2)), segment_ids=np.zeros(0, int), mode="max")
+    assert v.shape == (0, 2) and i.shape == (0, 2)
+    v, i = ref_segment_pool(np.ones((0, 2)), segment_ids=np.zeros(0, int), num_segments=2,
+                            mode="max")
+    _eq(v, np.zeros((2, 2))), _eq(i, np.full((2, 2), -1))
+    ref_segment_pool_backward(np.zeros((3, 2)), np.zeros((4, 2)), np.array([0, 1, 1, 4]), "max",
+                              indices=np.array([[-1, -1], [-1, -1], [1, 2]]))
     ref_sequence_pool_backward(np.zeros((2, 4)), np.zeros((2, 3, 4)), mode="min",
                                indices=np.array([[-1, 0, 1, 2]] * 2, np.int8))
     _eq(_v(np.ones((2, 3, 1)), mode="sum", lengths=np.array([3, 1], np.uint8)), [[3], [1]])
@@ -438,7 +468,7 @@ def test_piecewise_backward_finite_differences(mode, mask_kind, T, D, seed):
     g = rng.standard_normal((2, D))
     if mode == "first":   # segment mode: values (N, D) with offsets
         vals = h.reshape(-1, D)
-        offs = np.sort(rng.integers(0, vals.shape[0] + 1, 4))
+        offs = random_offsets(rng, vals.shape[0], 3)
         got = ref_segment_pool_backward(g[:1].repeat(3, 0), vals, offs, mode)
         want = numgrad(lambda x: ref_segment_pool(x, offs, mode)[0], vals, g[:1].repeat(3, 0),
                        1e-3)
@@ -454,8 +484,9 @@ def test_piecewise_backward_finite_differences(mode, mask_kind, T, D, seed):
        st.integers(0, 8), st.integers(1, 3), st.integers(0, 4), seeds)
 def test_segment_backward_finite_differences(mode, N, D, B, seed):
     rng = np.random.default_rng(seed)
+    N = N if B else 0
     v = rng.standard_normal((N, D))
-    offs = np.sort(rng.integers(0, N + 1, B + 1))
+    offs = random_offsets(rng, N, B)
     g = rng.standard_normal((B, D))
     if mode == "attention":
         s = rng.standard_normal(N) * 2
@@ -474,37 +505,71 @@ def test_segment_backward_finite_differences(mode, N, D, B, seed):
 
 
 def test_segment_hand():
-    v = np.array([[1.0, 8.0], [3.0, 2.0], [5.0, 2.0], [7.0, nan], [9.0, 0.0]])
-    offs = np.array([1, 1, 3, 4])          # [] [rows 1, 2] [row 3]; rows 0 and 4 outside
+    v = np.array([[3.0, 2.0], [5.0, 2.0], [7.0, nan]])
+    offs = np.array([0, 0, 2, 3])          # [] [rows 0, 1] [row 2]
     _eq(ref_segment_pool(v, offs, "sum")[0], [[0, 0], [8, 4], [7, nan]])
     _eq(ref_segment_pool(v, offs, "mean")[0], [[0, 0], [4, 2], [7, nan]])
-    _close(ref_segment_pool(v, offs[:3], "mean_sqrt_len")[0],
+    _close(ref_segment_pool(v[:2], offs[:3], "mean_sqrt_len")[0],
            [[0, 0], [8 / math.sqrt(2), 4 / math.sqrt(2)]])
     val, idx = ref_segment_pool(v, offs, "max")
-    _eq(val, [[0, 0], [5, 2], [7, nan]]), _eq(idx, [[-1, -1], [2, 1], [3, 3]])
+    _eq(val, [[0, 0], [5, 2], [7, nan]]), _eq(idx, [[-1, -1], [1, 0], [2, 2]])
     val, idx = ref_segment_pool(v, offs, "min")
-    _eq(val, [[0, 0], [3, 2], [7, nan]]), _eq(idx, [[-1, -1], [1, 1], [3, 3]])
+    _eq(val, [[0, 0], [3, 2], [7, nan]]), _eq(idx, [[-1, -1], [0, 0], [2, 2]])
     _eq(ref_segment_pool(v, offs, "first")[0], [[0, 0], [3, 2], [7, nan]])
     _eq(ref_segment_pool(v, offs, "last")[0], [[0, 0], [5, 2], [7, nan]])
-    s = np.array([100.0, 0.0, math.log(3.0), 5.0, -100.0])
-    _close(ref_segment_pool(v[:3], offs[:3], "attention", s[:3])[0],
+    s = np.array([0.0, math.log(3.0), 5.0])
+    _close(ref_segment_pool(v[:2], offs[:3], "attention", s[:2])[0],
            [[0, 0], [0.25 * 3 + 0.75 * 5, 2]])
     assert ref_segment_pool(v, offs, "sum")[1] is None
-    # backward: rows outside every segment get zeros
     g = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    _eq(ref_segment_pool_backward(g, v, offs, "sum"), [[0, 0], [3, 4], [3, 4], [5, 6], [0, 0]])
-    _eq(ref_segment_pool_backward(g, v, offs, "mean"),
-        [[0, 0], [1.5, 2], [1.5, 2], [5, 6], [0, 0]])
-    _eq(ref_segment_pool_backward(g, v, offs, "max"), [[0, 0], [0, 4], [3, 0], [5, 6], [0, 0]])
-    _eq(ref_segment_pool_backward(g, v, offs, "first"), [[0, 0], [3, 4], [0, 0], [5, 6], [0, 0]])
-    _eq(ref_segment_pool_backward(g, v, offs, "last"), [[0, 0], [0, 0], [3, 4], [5, 6], [0, 0]])
-    _eq(ref_segment_pool_backward(g, v, offs, "min", indices=np.array([[-1, -1], [2, -1],
-                                                                       [3, 3]])),
-        [[0, 0], [0, 0], [3, 0], [5, 6], [0, 0]])
-    gv, gs = ref_segment_pool_backward(g[:2], v[:3], offs[:3], "attention", s[:3])
-    _close(gv, [[0, 0], [0.75, 1.0], [2.25, 3.0]])
-    # dots: g1.v1 = 3*3 + 4*2 = 17, g1.v2 = 15 + 8 = 23; mean 0.25*17 + 0.75*23 = 21.5
-    _close(gs, [0, 0.25 * (17 - 21.5), 0.75 * (23 - 21.5)])
+    _eq(ref_segment_pool_backward(g, v, offs, "sum"), [[3, 4], [3, 4], [5, 6]])
+    _eq(ref_segment_pool_backward(g, v, offs, "mean"), [[1.5, 2], [1.5, 2], [5, 6]])
+    _eq(ref_segment_pool_backward(g, v, offs, "max"), [[0, 4], [3, 0], [5, 6]])
+    _eq(ref_segment_pool_backward(g, v, offs, "first"), [[3, 4], [0, 0], [5, 6]])
+    _eq(ref_segment_pool_backward(g, v, offs, "last"), [[0, 0], [3, 4], [5, 6]])
+    _eq(ref_segment_pool_backward(g, v, offs, "min", indices=np.array([[-1, -1], [1, -1],
+                                                                       [2, 2]])),
+        [[0, 0], [3, 0], [5, 6]])
+    gv, gs = ref_segment_pool_backward(g[:2], v[:2], offs[:3], "attention", s[:2])
+    _close(gv, [[0.75, 1.0], [2.25, 3.0]])
+    # dots: g1.v0 = 3*3 + 4*2 = 17, g1.v1 = 15 + 8 = 23; mean 0.25*17 + 0.75*23 = 21.5
+    _close(gs, [0.25 * (17 - 21.5), 0.75 * (23 - 21.5)])
+
+
+def test_segment_hand_by_ids():
+    """The segments of test_segment_hand by id, one more empty segment through num_segments."""
+    v = np.array([[3.0, 2.0], [5.0, 2.0], [7.0, nan]])
+    ids = np.array([1, 1, 2])
+    _eq(ref_segment_pool(v, segment_ids=ids, mode="sum")[0], [[0, 0], [8, 4], [7, nan]])
+    val, idx = ref_segment_pool(v, segment_ids=ids, num_segments=4, mode="max")
+    _eq(val, [[0, 0], [5, 2], [7, nan], [0, 0]]), _eq(idx, [[-1, -1], [1, 0], [2, 2], [-1, -1]])
+    g = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    _eq(ref_segment_pool_backward(g, v, segment_ids=ids, num_segments=4, mode="mean"),
+        [[1.5, 2], [1.5, 2], [5, 6]])
+    _eq(ref_segment_pool(v[:0], segment_ids=ids[:0], mode="sum")[0], np.zeros((0, 2)))
+
+
+@settings(max_examples=examples(60), **SETTINGS)
+@given(st.sampled_from(["sum", "mean", "mean_sqrt_len", "max", "min", "first", "last",
+                        "attention"]), st.lists(st.integers(0, 3), max_size=5),
+       st.integers(0, 2), st.integers(0, 3), seeds)
+def test_segment_by_ids_matches_by_offsets(mode, lengths, trailing, D, seed):
+    """The group-by-id loop and the offsets loop of the reference agree (forward and
+    backward), num_segments adding empty segments at the end."""
+    rng = np.random.default_rng(seed)
+    offs = np.concatenate([[0], np.cumsum(lengths + [0] * trailing, dtype=np.int64)])
+    N, B = int(offs[-1]), len(offs) - 1
+    v = rng.integers(-3, 4, (N, D)).astype(np.float64)      # ties on purpose
+    s = rng.standard_normal(N) * 3 if mode == "attention" else None
+    by_ids = dict(segment_ids=ids_of(offs), num_segments=B)
+    want, want_i = ref_segment_pool(v, offs, mode, s)
+    got, got_i = ref_segment_pool(v, mode=mode, scores=s, **by_ids)
+    _eq(got, want), _eq(got_i, want_i)
+    g = rng.standard_normal((B, D))
+    want = ref_segment_pool_backward(g, v, offs, mode, s)
+    got = ref_segment_pool_backward(g, v, mode=mode, scores=s, **by_ids)
+    for a, b in zip(*(r if mode == "attention" else (r,) for r in (got, want))):
+        _eq(a, b)
 
 
 @settings(max_examples=examples(60), **SETTINGS)
@@ -515,8 +580,9 @@ def test_segment_matches_padded_sequence(mode, N, D, B, seed):
     """segment_pool == sequence_pool of the segments padded to one batch with lengths (first ==
     cls where the segment is not empty), indices shifted by each segment's start."""
     rng = np.random.default_rng(seed)
+    N = N if B else 0
     v = rng.integers(-3, 4, (N, D)).astype(np.float64)      # ties on purpose
-    offs = np.sort(rng.integers(0, N + 1, B + 1))
+    offs = random_offsets(rng, N, B)
     s = rng.standard_normal(N) * 3 if mode == "attention" else None
     got, gi = ref_segment_pool(v, offs, mode, s)
     lens = np.diff(offs)

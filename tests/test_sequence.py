@@ -34,6 +34,8 @@ from support import (
     make_values,
     make_view,
     numgrad,
+    random_offsets,
+    ids_of,
     seeds,
     views,
     views_no_bcast,
@@ -503,14 +505,14 @@ def test_sequence_backward_hand_cases():
 
 @st.composite
 def seg_cases(draw, modes=SEGMENT_MODES, value_modes=VALUE_MODES):
-    N = draw(st.integers(0, 12))
     B = draw(st.integers(0, 5))
+    N = draw(st.integers(0, 12)) if B else 0         # no segment holds no row
     return dict(
         N=N, B=B, D=draw(st.integers(0, 7)),
         mode=draw(st.sampled_from(modes)),
         dtype=np.dtype(draw(st.sampled_from(FLOAT_DTYPES))),
         values=draw(st.sampled_from(value_modes)),
-        offsets_form=draw(st.sampled_from(["random", "cover", "inner"])),
+        offsets_form=draw(st.sampled_from(["random", "ends"])),
         offsets_dtype=draw(st.sampled_from([np.int64, np.int32, np.uint16, np.int8, np.uint64])),
         vviews=draw(views),
         oviews=draw(views_no_bcast),
@@ -525,11 +527,9 @@ def _build_segments(case, rng, finite=False):
     if finite and vmode in ("special", "nans"):
         vmode = "random"
     values = _view(_values(rng, (N, D), dtype, vmode), case["vviews"], rng)
-    offs = np.sort(rng.integers(0, N + 1, B + 1))
-    if case["offsets_form"] == "cover":
-        offs[0], offs[-1] = 0, N
-    elif case["offsets_form"] == "inner" and N >= 2:
-        offs = np.sort(rng.integers(1, N, B + 1))          # offsets[0] > 0, offsets[-1] < N
+    offs = random_offsets(rng, N, B)
+    if case["offsets_form"] == "ends" and B >= 3:
+        offs[1], offs[-2] = 0, N                           # empty first and last segments
     offs = _view(offs.astype(case["offsets_dtype"]), case["oviews"], rng)
     scores = None
     if case["mode"] == "attention":
@@ -619,19 +619,7 @@ def test_segment_pool_backward_matches_reference(case, seed, gkind, other_dtype,
         want_v, want_s = want
         got_v, got_s = got
         assert_close(got_v, want_v, np.abs(want_v), gdtype)
-        # bound: a_n (|g|.|v_n| + sum_m a_m |g|.|v_m|) over the segment of n
-        o = np.asarray(offs).astype(np.int64)
-        mag_s = np.zeros(values.shape[0])
-        for b in range(B):
-            seg = slice(o[b], o[b + 1])
-            if o[b + 1] == o[b]:
-                continue
-            s = np.asarray(scores[seg], np.float64)
-            a = np.exp(s - s.max())
-            a /= a.sum()
-            gv = np.abs(np.asarray(values[seg], np.float64)) @ np.abs(g[b].astype(np.float64))
-            mag_s[seg] = a * (gv + np.sum(a * gv))
-        assert_close(got_s, want_s, mag_s, gdtype)
+        assert_close(got_s, want_s, _grad_scores_mag(values, offs, scores, g), gdtype)
     elif mode in EXACT_MODES:
         assert_exact(got, want, gdtype)
     else:
@@ -657,13 +645,31 @@ def test_segment_pool_backward_matches_reference(case, seed, gkind, other_dtype,
     _unchanged(snaps)
 
 
+def _grad_scores_mag(values, offsets, scores, g):
+    """The bound of segment attention's grad_scores: a_n (|g|.|v_n| + sum_m a_m |g|.|v_m|)
+    over the segment of n."""
+    o = np.asarray(offsets).astype(np.int64)
+    mag_s = np.zeros(values.shape[0])
+    for b in range(o.shape[0] - 1):
+        seg = slice(o[b], o[b + 1])
+        if o[b + 1] == o[b]:
+            continue
+        s = np.asarray(scores[seg], np.float64)
+        a = np.exp(s - s.max())
+        a /= a.sum()
+        gv = np.abs(np.asarray(values[seg], np.float64)) @ np.abs(g[b].astype(np.float64))
+        mag_s[seg] = a * (gv + np.sum(a * gv))
+    return mag_s
+
+
 @settings(max_examples=examples(50), **SETTINGS)
 @given(st.sampled_from(SMOOTH_SEGMENT_MODES), st.integers(0, 7), st.integers(1, 3),
        st.integers(0, 4), seeds)
 def test_segment_backward_finite_differences(mode, N, D, B, seed):
     rng = np.random.default_rng(seed)
+    N = N if B else 0
     v = rng.standard_normal((N, D))
-    offs = np.sort(rng.integers(0, N + 1, B + 1))
+    offs = random_offsets(rng, N, B)
     g = rng.standard_normal((B, D))
     if mode == "attention":
         s = rng.standard_normal(N) * 2
@@ -680,18 +686,196 @@ def test_segment_backward_finite_differences(mode, N, D, B, seed):
 
 def test_segment_hand_cases():
     v = np.array([[1.0, 8.0], [3.0, 2.0], [5.0, 2.0], [7.0, np.nan], [9.0, 0.0]])
-    offs = np.array([1, 1, 3, 4])
+    offs = np.array([0, 0, 3, 4, 5])                      # [] [rows 0-2] [row 3] [row 4]
     sp = cypool.segment_pool
-    np.testing.assert_array_equal(sp(v, offs, "sum"), [[0, 0], [8, 4], [7, np.nan]])
+    np.testing.assert_array_equal(sp(v, offs, "sum"), [[0, 0], [9, 12], [7, np.nan], [9, 0]])
     val, idx = sp(v, offs, "max", return_indices=True)
-    np.testing.assert_array_equal(val, [[0, 0], [5, 2], [7, np.nan]])
-    np.testing.assert_array_equal(idx, [[-1, -1], [2, 1], [3, 3]])
-    np.testing.assert_array_equal(sp(v, offs, "first"), [[0, 0], [3, 2], [7, np.nan]])
-    np.testing.assert_array_equal(sp(v, offs, "last"), [[0, 0], [5, 2], [7, np.nan]])
-    g = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    np.testing.assert_array_equal(val, [[0, 0], [5, 8], [7, np.nan], [9, 0]])
+    np.testing.assert_array_equal(idx, [[-1, -1], [2, 0], [3, 3], [4, 4]])
+    np.testing.assert_array_equal(sp(v, offs, "first"), [[0, 0], [1, 8], [7, np.nan], [9, 0]])
+    np.testing.assert_array_equal(sp(v, offs, "last"), [[0, 0], [5, 2], [7, np.nan], [9, 0]])
+    g = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 6.0], [7.0, 8.0]])
     np.testing.assert_array_equal(cypool.segment_pool_backward(g, v, offs, "mean"),
-                                  [[0, 0], [1.5, 2], [1.5, 2], [5, 6], [0, 0]])
-    assert sp(v, np.array([2]), "mean").shape == (0, 2)
+                                  [[1, 2], [1, 2], [1, 2], [5, 6], [7, 8]])
+    assert sp(v[:0], np.array([0]), "mean").shape == (0, 2)
+    # the same segments by id: segment 0 has no row, 4 (past the last id) is empty too
+    ids = np.array([1, 1, 1, 2, 3])
+    np.testing.assert_array_equal(sp(v, segment_ids=ids, mode="sum"), sp(v, offs, "sum"))
+    val, idx = sp(v, segment_ids=ids, num_segments=5, mode="max", return_indices=True)
+    np.testing.assert_array_equal(val, [[0, 0], [5, 8], [7, np.nan], [9, 0], [0, 0]])
+    np.testing.assert_array_equal(idx, [[-1, -1], [2, 0], [3, 3], [4, 4], [-1, -1]])
+
+
+def test_segment_ids_passed_as_offsets_are_refused():
+    """The reported mistake: segment ids given as offsets used to pool 15 "segments" (N, D)
+    without an error; they end at B - 1, not at N, so the offsets check refuses them."""
+    lens = np.array([3, 5, 0, 7])
+    v = np.random.default_rng(0).standard_normal((15, 16))
+    with pytest.raises(ValueError) as info:
+        cypool.segment_pool(v, np.repeat(np.arange(4), lens), "mean")
+    assert_message(info, r"\boffsets\b", "N=15", r"offsets\[-1\]=3\b", "segment_ids")
+    with pytest.raises(ValueError, match=r"\boffsets\b"):
+        cypool.segment_pool_backward(np.zeros((14, 16)), v, np.repeat(np.arange(4), lens))
+    want = cypool.segment_pool(v, np.concatenate([[0], np.cumsum(lens)]), "mean")
+    got = cypool.segment_pool(v, segment_ids=np.repeat(np.arange(4), lens), mode="mean")
+    assert got.shape == (4, 16)
+    _assert_same_bits(got, want)
+
+
+# ================================================================================ segment ids
+
+
+def _seg_call_kwargs(mode, scores):
+    return dict(mode=mode, scores=scores) if mode == "attention" else dict(mode=mode)
+
+
+def _assert_ids_equal_offsets(values, offsets, ids, num_segments, mode, scores, g, rng):
+    """segment_pool and segment_pool_backward by ``segment_ids`` give the bits they give by
+    ``offsets``: values, indices, gradients (with and without the forward's indices), and
+    grad_scores for attention. Returns the forward result by ids."""
+    kw = _seg_call_kwargs(mode, scores)
+    by_ids = dict(segment_ids=ids, num_segments=num_segments)
+    ri = mode in ("max", "min")
+    want = cypool.segment_pool(values, offsets, **kw, return_indices=ri)
+    got = cypool.segment_pool(values, **by_ids, **kw, return_indices=ri)
+    for a, b in zip(*(r if ri else (r,) for r in (got, want))):
+        _assert_same_bits(a, b)
+    want_b = cypool.segment_pool_backward(g, values, offsets, **kw)
+    got_b = cypool.segment_pool_backward(g, values, **by_ids, **kw)
+    for a, b in zip(*(r if mode == "attention" else (r,) for r in (got_b, want_b))):
+        _assert_same_bits(a, b)
+    if ri:
+        got_b = cypool.segment_pool_backward(g, values, **by_ids, **kw, indices=got[1])
+        _assert_same_bits(got_b, want_b)
+    return got
+
+
+@settings(max_examples=examples(150), **SETTINGS)
+@given(st.lists(st.integers(0, 4), max_size=7), st.integers(0, 3), st.booleans(),
+       st.integers(0, 5), st.sampled_from(SEGMENT_MODES), st.sampled_from(FLOAT_DTYPES),
+       st.sampled_from([np.int64, np.int32, np.int8, np.uint8, np.uint64]), views_no_bcast,
+       seeds)
+def test_segment_ids_equal_offsets(lengths, trailing, give_num, D, mode, dtype, ids_dtype,
+                                   ids_views, seed):
+    """Random segment lengths (empty ones included), empty segments past the last id through
+    num_segments, N == 0: segment_ids and offsets give bit-identical results in every mode,
+    forward and backward; num_segments defaults to the last id + 1 (0 without rows)."""
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    offsets = np.concatenate([offsets, np.repeat(offsets[-1:], trailing)])
+    N = int(offsets[-1])
+    ids = ids_of(offsets)
+    num_segments = len(offsets) - 1 if give_num else None
+    if num_segments is None:                   # segments past the last id are not there
+        offsets = offsets[:(int(ids[-1]) + 2 if N else 1)]
+    values = _view(_values(rng, (N, D), dtype, "ties"), [], rng)
+    scores = (rng.standard_normal(N) * 3).astype(dtype) if mode == "attention" else None
+    g = make_grad(rng, (len(offsets) - 1, D), dtype, [])
+    ids_view = _view(ids.astype(ids_dtype), ids_views, rng)
+    snaps = _snapshot(values, ids_view, scores, g)
+    got = _assert_ids_equal_offsets(values, offsets, ids_view, num_segments, mode, scores, g,
+                                    rng)
+    res = got[0] if mode in ("max", "min") else got
+    assert res.shape == (len(offsets) - 1, D)
+    _unchanged(snaps)
+
+
+@settings(max_examples=examples(100), **SETTINGS)
+@given(st.lists(st.integers(0, 4), max_size=6), st.integers(0, 2), st.integers(0, 4),
+       st.sampled_from(SEGMENT_MODES), st.sampled_from(FLOAT_DTYPES),
+       st.sampled_from(VALUE_MODES), seeds)
+def test_segment_ids_match_reference(lengths, trailing, D, mode, dtype, vmode, seed):
+    """segment_pool / segment_pool_backward by segment_ids against the slow reference that
+    groups the rows by id in a loop (no offsets)."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(len(lengths)), lengths)
+    N = ids.shape[0]
+    num_segments = len(lengths) + trailing
+    if mode == "attention" and vmode in ("special", "nans"):
+        vmode = "random"
+    values = _values(rng, (N, D), dtype, vmode)
+    scores = (rng.standard_normal(N) * 3).astype(dtype) if mode == "attention" else None
+    kw = _seg_call_kwargs(mode, scores)
+    by_ids = dict(segment_ids=ids, num_segments=num_segments)
+    ri = mode in ("max", "min")
+    want, want_idx = ref_segment_pool(values, **by_ids, mode=mode, scores=scores)
+    got = cypool.segment_pool(values, **by_ids, **kw, return_indices=ri)
+    if ri:
+        got, got_idx = got
+        np.testing.assert_array_equal(got_idx, want_idx)
+    if mode in EXACT_MODES:
+        assert_exact(got, want, dtype)
+    else:
+        mag = ref_segment_pool(np.abs(values), **by_ids, mode=mode, scores=scores)[0]
+        assert_values_close(got, want, mag, dtype)
+    g = make_grad(rng, (num_segments, D), dtype, [])
+    want_b = ref_segment_pool_backward(g, values, **by_ids, mode=mode, scores=scores)
+    got_b = cypool.segment_pool_backward(g, values, **by_ids, **kw)
+    if mode == "attention":
+        assert_close(got_b[0], want_b[0], np.abs(want_b[0]), dtype)
+        offsets = np.concatenate([[0], np.cumsum(lengths + [0] * trailing, dtype=np.int64)])
+        assert_close(got_b[1], want_b[1], _grad_scores_mag(values, offsets, scores, g), dtype)
+    elif mode in EXACT_MODES:
+        assert_exact(got_b, want_b, dtype)
+    else:
+        assert_close(got_b, want_b, np.abs(want_b), dtype)
+
+
+SEG_IDS_CASES = {
+    # name: (segment lengths, num_segments or None)
+    "inner-empty": ([2, 0, 3, 1], None),
+    "leading-empty": ([0, 0, 4, 2], None),
+    "trailing-empty": ([3, 0, 2], 6),
+    "one-segment": ([5], None),
+    "all-empty": ([], 3),
+    "no-rows": ([], None),
+    "no-rows-no-segments": ([], 0),
+}
+
+
+@pytest.mark.parametrize("case", list(SEG_IDS_CASES))
+@pytest.mark.parametrize("mode", SEGMENT_MODES)
+def test_segment_ids_every_mode(mode, case):
+    """segment_ids with leading, inner and trailing (num_segments) empty segments, and N == 0
+    (num_segments defaults to 0 there): the results of the equivalent offsets, zeros and index
+    -1 for the empty segments."""
+    lengths, num_segments = SEG_IDS_CASES[case]
+    rng = np.random.default_rng(len(lengths) * 10 + SEGMENT_MODES.index(mode))
+    B = num_segments if num_segments is not None else len(lengths)
+    lengths = list(lengths) + [0] * (B - len(lengths))
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    N, D = int(offsets[-1]), 3
+    ids = ids_of(offsets)
+    values = rng.standard_normal((N, D)).astype(np.float32)
+    scores = rng.standard_normal(N).astype(np.float32) if mode == "attention" else None
+    g = rng.standard_normal((B, D)).astype(np.float32)
+    got = _assert_ids_equal_offsets(values, offsets, ids, num_segments, mode, scores, g, rng)
+    res = got[0] if mode in ("max", "min") else got
+    assert res.shape == (B, D) and res.dtype == np.float32
+    empty = np.diff(offsets) == 0
+    np.testing.assert_array_equal(res[empty], 0)
+    if mode in ("max", "min"):
+        np.testing.assert_array_equal(got[1][empty], -1)
+    if N == 0:
+        grads = cypool.segment_pool_backward(g, values, segment_ids=ids,
+                                             num_segments=num_segments,
+                                             **_seg_call_kwargs(mode, scores))
+        for grad in grads if mode == "attention" else (grads,):
+            assert grad.shape[0] == 0 and grad.dtype == np.float32
+
+
+def test_segment_ids_array_likes():
+    """segment_ids as a list and num_segments as a NumPy integer; the inputs stay unchanged."""
+    v = np.arange(10.0).reshape(5, 2)
+    ids = [0, 0, 2, 2, 2]
+    want = cypool.segment_pool(v, [0, 2, 2, 5, 5], "sum")
+    np.testing.assert_array_equal(
+        cypool.segment_pool(v, segment_ids=ids, num_segments=np.int8(4), mode="sum"), want)
+    assert ids == [0, 0, 2, 2, 2]
+    out = np.full((4, 2), np.nan)
+    assert cypool.segment_pool(v, segment_ids=np.array(ids), num_segments=4, mode="sum",
+                               out=out) is out
+    np.testing.assert_array_equal(out, want)
 
 
 # ================================================================================ warnings
@@ -707,11 +891,10 @@ def _dirty_small_buffers(nbytes):
 @pytest.mark.parametrize("mode", SEGMENT_MODES)
 def test_segment_no_warnings_on_finite_input(mode):
     """Finite inputs raise no RuntimeWarning (e.g. no cast of uninitialised memory), in float16
-    (which goes through float32 temporaries) and float64 alike; rows outside every segment
-    included."""
+    (which goes through float32 temporaries) and float64 alike; empty segments included."""
     rng = np.random.default_rng(5)
     for dtype, offsets in itertools.product((np.float16, np.float64),
-                                            ([2, 2], [0, 0], [1, 2], [0, 1, 1], [3])):
+                                            ([0, 3], [0, 0, 3], [0, 3, 3], [0, 1, 1, 3])):
         v = rng.standard_normal((3, 2)).astype(dtype)
         offs = np.array(offsets)
         g = rng.standard_normal((len(offsets) - 1, 2)).astype(dtype)
@@ -810,8 +993,7 @@ def test_segment_large_multithreaded(mode):
     rng = np.random.default_rng(12)
     N, D = 4000, 48
     values = (rng.standard_normal((N, D)) * 2).astype(np.float32)
-    offs = np.sort(rng.integers(3, N - 1, 41))
-    offs[0], offs[-1] = 3, N - 2
+    offs = random_offsets(rng, N, 40)
     offs[5] = offs[6]                                     # an empty segment
     scores = (rng.standard_normal(N) * 3).astype(np.float32) if mode == "attention" else None
     kw = dict(scores=scores) if scores is not None else {}
@@ -847,9 +1029,14 @@ def test_segment_large_multithreaded(mode):
             assert_exact(gb[lo:hi], wbv, np.float32)
         else:
             assert_close(gb[lo:hi], wbv, np.abs(wbv), np.float32)
-    gb = b2[0] if mode == "attention" else b2
-    np.testing.assert_array_equal(gb[:3], 0)              # rows outside every segment
-    np.testing.assert_array_equal(gb[N - 2:], 0)
+    # by segment ids: the same bits
+    ids = ids_of(offs).astype(np.int32)
+    r3 = cypool.segment_pool(values, segment_ids=ids, mode=mode, **kw, return_indices=ri)
+    b3 = cypool.segment_pool_backward(g, values, segment_ids=ids, mode=mode, **kw)
+    for a, b in zip(*(r if ri else (r,) for r in (r2, r3))):
+        _assert_same_bits(a, b)
+    for a, b in zip(*(r if mode == "attention" else (r,) for r in (b2, b3))):
+        _assert_same_bits(a, b)
 
 
 # ================================================================================ errors
@@ -1013,9 +1200,9 @@ def test_valid_argument_forms():
     v, i = cypool.sequence_pool(np.zeros((2, 0, 3)), mode="max", return_indices=True)
     np.testing.assert_array_equal(v, np.zeros((2, 3)))
     np.testing.assert_array_equal(i, -np.ones((2, 3)))
-    assert cypool.segment_pool(np.zeros((4, 2)), np.array([4]), "max").shape == (0, 2)
-    g = cypool.segment_pool_backward(np.ones((2, 2)), np.ones((4, 2)), np.array([1, 1, 3]),
-                                     "max", indices=np.array([[-1, -1], [1, 2]]))
+    assert cypool.segment_pool(np.zeros((0, 2)), np.array([0]), "max").shape == (0, 2)
+    g = cypool.segment_pool_backward(np.ones((3, 2)), np.ones((4, 2)), np.array([0, 1, 1, 4]),
+                                     "max", indices=np.array([[-1, -1], [-1, -1], [1, 2]]))
     np.testing.assert_array_equal(g, [[0, 0], [1, 0], [0, 1], [0, 0]])
     out = np.empty((0, 2))
     assert cypool.sequence_pool(np.zeros((0, 3, 2)), out=out) is out
@@ -1037,8 +1224,8 @@ def test_array_likes_and_byte_order():
         assert got.dtype.kind == "f" and got.dtype.itemsize == 8
         np.testing.assert_array_equal(got, want)
     v = h.reshape(6, 4)
-    np.testing.assert_array_equal(cypool.segment_pool(v.tolist(), [0, 2, 2, 5], "max"),
-                                  ref_segment_pool(v, np.array([0, 2, 2, 5]), "max")[0])
+    np.testing.assert_array_equal(cypool.segment_pool(v.tolist(), [0, 2, 2, 6], "max"),
+                                  ref_segment_pool(v, np.array([0, 2, 2, 6]), "max")[0])
 
 
 @pytest.mark.parametrize("mode", ["sum", "mean", "mean_sqrt_len", "weighted_mean", "attention"])

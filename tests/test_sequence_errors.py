@@ -31,6 +31,7 @@ IDX = np.array([[0, 1, 2], [4, -1, 3]], dtype=np.int64)
 # grad_output / indices (3, D); indices are absolute rows inside their own segment or -1
 V = RNG.standard_normal((N, D)).astype(np.float32)
 OFFSETS = np.array([0, 3, 3, 7], dtype=np.int64)
+SEG_IDS = np.array([0, 0, 0, 2, 2, 2, 2], dtype=np.int64)     # the segments of OFFSETS
 VSCORES = RNG.standard_normal(N).astype(np.float32)
 VG = RNG.standard_normal((3, D)).astype(np.float32)
 VIDX = np.array([[0, 1, 2], [-1, -1, -1], [3, 6, 5]], dtype=np.int64)
@@ -289,6 +290,103 @@ seg_both("offsets-negative-first", ValueError, ["offsets", v(-1)], offsets=np.ar
 seg_both("offsets-negative-only", ValueError, ["offsets", v(-3)], offsets=np.array([-3]))
 seg_both("offsets-last-above-N", ValueError, ["offsets", v(8)], offsets=np.array([0, 3, 8]))
 seg_both("offsets-single-above-N", ValueError, ["offsets", v(12)], offsets=np.array([12]))
+# offsets run from 0 to N: a segment never starts before row 0 or stops short of row N
+for _off, _first, _last in [([1, 3, 7], 1, 7), ([0, 3, 6], 0, 6), ([1, 1, 6], 1, 6),
+                            ([N, N], N, N), ([4], 4, 4), ([0], 0, 0), ([0, 0], 0, 0),
+                            ([2, 2, 2], 2, 2)]:
+    seg_both(f"offsets-not-0-to-N-{_off}", ValueError,
+             [r"\boffsets\b", f"N={N}", rf"offsets\[0\]={_first}(?!\d)",
+              rf"offsets\[-1\]={_last}(?!\d)"], offsets=np.array(_off))
+# segment ids passed as offsets by mistake (non-decreasing, but ending at B - 1, not N): the
+# reported bug, which pooled N "segments" without an error
+seg_both("offsets-are-segment-ids", ValueError,
+         [r"\boffsets\b", f"N={N}", r"offsets\[-1\]=2(?!\d)", "segment_ids"], offsets=SEG_IDS)
+_lens = np.array([3, 5, 0, 7])
+_V15 = RNG.standard_normal((15, 16))
+case("segment_pool-offsets-are-segment-ids-reported", ValueError,
+     [r"\boffsets\b", "N=15", r"offsets\[0\]=0(?!\d)", r"offsets\[-1\]=3(?!\d)"],
+     cypool.segment_pool, _V15, np.repeat(np.arange(4), _lens), "mean")
+
+# ============================================================================== segment_ids
+
+
+def seg_ids_both(id, exc, patterns, mode="mean", **kwargs):
+    """The same bad segment arguments (keywords, no positional offsets) to segment_pool and to
+    segment_pool_backward (grad_output of the valid call's shape: the segments fail first)."""
+    case(f"segment_pool-{id}", exc, patterns, cypool.segment_pool, V, mode=mode, **kwargs)
+    case(f"segment_pool_backward-{id}", exc, patterns, cypool.segment_pool_backward, VG, V,
+         mode=mode, **kwargs)
+
+
+P_IDS, P_NUM, P_OFF = r"\bsegment_ids\b", r"\bnum_segments\b", r"\boffsets\b"
+# exactly one of offsets and segment_ids; num_segments only with segment_ids
+seg_ids_both("offsets-and-segment_ids", ValueError, [P_OFF, P_IDS, "both"], offsets=OFFSETS,
+             segment_ids=SEG_IDS)
+seg_ids_both("offsets-and-segment_ids-num_segments", ValueError, [P_OFF, P_IDS, "both"],
+             offsets=OFFSETS, segment_ids=SEG_IDS, num_segments=3)
+seg_ids_both("neither-offsets-nor-segment_ids", ValueError, [P_OFF, P_IDS, "neither"])
+seg_ids_both("neither-with-num_segments", ValueError, [P_OFF, P_IDS, "neither"],
+             num_segments=3)
+for _num in [3, 0, np.int64(3)]:
+    seg_ids_both(f"num_segments-with-offsets-{type(_num).__name__}-{_num}", ValueError,
+                 [P_NUM, v(_num), P_OFF],
+                 offsets=OFFSETS, num_segments=_num)
+# segment_ids: integers, shape (N,)
+for _dt, _name in [(np.float64, "float64"), (np.float32, "float32"), (np.bool_, "bool"),
+                   (np.complex128, "complex128"), (object, "object"), ("U1", "<U1")]:
+    seg_ids_both(f"segment_ids-{_name}", TypeError, [P_IDS, re.escape(_name)],
+                 segment_ids=SEG_IDS.astype(_dt))
+seg_ids_both("segment_ids-python-floats", TypeError, [P_IDS, "float64"],
+             segment_ids=[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0])
+for _ids in [SEG_IDS[:-1], np.append(SEG_IDS, 2), SEG_IDS[None, :], SEG_IDS[:, None], np.int64(0),
+             np.zeros(0, np.int64)]:
+    seg_ids_both(f"segment_ids-shape-{np.shape(_ids)}", ValueError,
+                 [P_IDS, re.escape(str(np.shape(_ids))), f"N={N}"], segment_ids=_ids)
+# non-decreasing, >= 0, < num_segments
+for _ids, _i, _a, _b in [([0, 0, 1, 0, 2, 2, 2], 2, 1, 0), ([2, 2, 2, 0, 0, 0, 0], 2, 2, 0),
+                         ([0, 0, 0, 2, 2, 2, 1], 5, 2, 1)]:
+    seg_ids_both(f"segment_ids-decreasing-{_ids}", ValueError,
+                 [P_IDS, "non-decreasing", rf"segment_ids\[{_i}\]={_a}(?!\d)",
+                  rf"segment_ids\[{_i + 1}\]={_b}(?!\d)"], segment_ids=np.array(_ids))
+for _ids, _bad in [([-1, 0, 0, 1, 1, 1, 1], -1), ([-5, -5, -5, -5, -5, -5, -5], -5),
+                   ([-2 ** 40, 0, 0, 0, 0, 0, 0], -2 ** 40)]:
+    seg_ids_both(f"segment_ids-negative-{_bad}", ValueError, [P_IDS, v(_bad)],
+                 segment_ids=np.array(_ids))
+for _num, _ids in [(2, SEG_IDS), (0, SEG_IDS), (3, SEG_IDS + 1), (1, np.zeros(N, np.int64) + 1)]:
+    seg_ids_both(f"segment_ids-not-below-num_segments-{_num}-{int(_ids[-1])}", ValueError,
+                 [P_IDS, P_NUM, rf"num_segments={_num}(?!\d)", v(int(_ids[-1]))],
+                 segment_ids=_ids, num_segments=_num)
+seg_ids_both("segment_ids-uint64-huge", ValueError, [P_IDS, v(2 ** 64 - 1)],
+             segment_ids=np.array([0, 0, 0, 0, 0, 0, 2 ** 64 - 1], np.uint64))
+seg_ids_both("segment_ids-default-num_segments-too-large", ValueError, [P_IDS, v(2 ** 62)],
+             segment_ids=np.array([0, 0, 0, 0, 0, 0, 2 ** 62], np.int64))
+# num_segments: an int >= 0 (not bool, float or str) with a result that fits an array
+for _num in [-1, -2 ** 70, 2 ** 63, 2 ** 64, 2 ** 100, 2 ** 62, 2 ** 60]:
+    seg_ids_both(f"num_segments-{_num}", ValueError, [P_NUM, v(_num)], segment_ids=SEG_IDS,
+                 num_segments=_num)
+for _num in [True, False, np.True_, 3.0, np.float64(3.0), "3", [3], np.array([3]), 2.5]:
+    seg_ids_both(f"num_segments-{type(_num).__name__}-{_num!r}", ValueError,
+                 [P_NUM, re.escape(repr(_num))], segment_ids=SEG_IDS, num_segments=_num)
+# N == 0: ids must still be integers of shape (0,)
+case("segment_pool-N0-segment_ids-shape", ValueError, [P_IDS, re.escape("(1,)")],
+     cypool.segment_pool, V[:0], segment_ids=np.zeros(1, np.int64))
+case("segment_pool-N0-num_segments-negative", ValueError, [P_NUM, v(-1)],
+     cypool.segment_pool, V[:0], segment_ids=np.zeros(0, np.int64), num_segments=-1)
+# the result's shape follows num_segments: grad_output and indices must match it
+case("segment_pool_backward-segment_ids-grad_output-shape", ValueError,
+     ["grad_output", re.escape("(3, 3)"), re.escape("(5, 3)")], cypool.segment_pool_backward,
+     VG, V, segment_ids=SEG_IDS, num_segments=5)
+case("segment_pool_backward-segment_ids-indices-outside", ValueError, ["indices", v(0)],
+     cypool.segment_pool_backward, VG, V, mode="max", segment_ids=SEG_IDS,
+     indices=np.array([[0, 1, 2], [0, -1, -1], [3, 6, 5]]))
+# out: shape (num_segments, D), and it may not overlap segment_ids
+case("segment_pool-segment_ids-out-shape", ValueError, ["out", re.escape("(4, 3)")],
+     cypool.segment_pool, V, segment_ids=SEG_IDS, num_segments=4, out=np.zeros((3, D), np.float32))
+_ids = np.zeros(N * 2, np.int64)
+_ids[N:] = [0, 0, 0, 2, 2, 2, 2]
+case("segment_pool-out-overlaps-segment_ids", ValueError, ["out"], cypool.segment_pool,
+     V.astype(np.float64), segment_ids=_ids[N:], mode="sum",
+     out=_ids[:9].view(np.float64).reshape(3, D))
 
 # ============================================================================== grad_output
 
@@ -564,9 +662,33 @@ def _valid_calls():
          (G.astype(np.float64), H), dict(out=np.zeros((B, T, D), np.float64))),
         ("segment_pool-offsets-list", cypool.segment_pool, (V, [0, 3, 3, 7]), {}),
         ("segment_pool-offsets-int32", cypool.segment_pool, (V, OFFSETS.astype(np.int32)), {}),
-        ("segment_pool-offsets-single", cypool.segment_pool, (V, np.array([4])), {}),
-        ("segment_pool-offsets-inner", cypool.segment_pool, (V, np.array([1, 1, 6])), {}),
-        ("segment_pool-offsets-N", cypool.segment_pool, (V, np.array([N, N])), {}),
+        ("segment_pool-offsets-no-rows", cypool.segment_pool, (V[:0], np.array([0])), {}),
+        ("segment_pool-offsets-no-rows-2", cypool.segment_pool, (V[:0], np.array([0, 0])), {}),
+        ("segment_pool-offsets-empty-ends", cypool.segment_pool, (V, np.array([0, 0, N, N])),
+         {}),
+        ("segment_pool-segment_ids", cypool.segment_pool, (V,), dict(segment_ids=SEG_IDS)),
+        ("segment_pool-segment_ids-positional-offsets-None", cypool.segment_pool, (V, None),
+         dict(segment_ids=SEG_IDS)),
+        ("segment_pool-segment_ids-list", cypool.segment_pool, (V,),
+         dict(segment_ids=SEG_IDS.tolist())),
+        ("segment_pool-segment_ids-uint8", cypool.segment_pool, (V,),
+         dict(segment_ids=SEG_IDS.astype(np.uint8))),
+        ("segment_pool-segment_ids-num_segments", cypool.segment_pool, (V,),
+         dict(segment_ids=SEG_IDS, num_segments=3)),
+        ("segment_pool-segment_ids-num_segments-more", cypool.segment_pool, (V,),
+         dict(segment_ids=SEG_IDS, num_segments=np.int32(9))),
+        ("segment_pool-segment_ids-num_segments-0d", cypool.segment_pool, (V,),
+         dict(segment_ids=SEG_IDS, num_segments=np.array(3))),
+        ("segment_pool-segment_ids-no-rows", cypool.segment_pool, (V[:0],),
+         dict(segment_ids=np.zeros(0, np.int64))),
+        ("segment_pool-segment_ids-no-rows-num_segments", cypool.segment_pool, (V[:0],),
+         dict(segment_ids=np.zeros(0, np.uint8), num_segments=4)),
+        ("segment_pool_backward-segment_ids", cypool.segment_pool_backward, (VG, V),
+         dict(segment_ids=SEG_IDS)),
+        ("segment_pool_backward-segment_ids-max-indices", cypool.segment_pool_backward,
+         (VG, V), dict(mode="max", segment_ids=SEG_IDS, indices=VIDX)),
+        ("segment_pool_backward-segment_ids-attention", cypool.segment_pool_backward,
+         (VG, V), dict(mode="attention", segment_ids=SEG_IDS, num_segments=3, scores=VSCORES)),
         ("segment_pool-out", cypool.segment_pool, (V, OFFSETS),
          dict(out=np.zeros((3, D), np.float32))),
         ("segment_pool_backward-attention-out", cypool.segment_pool_backward, (VG, V, OFFSETS),

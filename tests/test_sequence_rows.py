@@ -7,6 +7,7 @@ import pytest
 from cypool._sequence_rows import (
     check_offsets,
     check_token_indices,
+    segment_offsets,
     segment_rows,
     sequence_rows,
     token_weights,
@@ -120,3 +121,26 @@ def test_offsets_and_indices_checks():
         check_token_indices(np.array([[3], [-1], [5]]), (3, 1), rows)
     with pytest.raises(ValueError, match="holds 3 for row 1"):
         check_token_indices(np.array([[1], [3], [5]]), (3, 1), rows)
+
+
+@pytest.mark.parametrize("ids, num_segments, offsets", [
+    ([0, 0, 1, 1, 1], None, [0, 2, 5]),
+    ([1, 1, 3], None, [0, 0, 2, 2, 3]),                  # empty segments 0 and 2
+    ([0, 2], 5, [0, 1, 1, 2, 2, 2]),                     # and 3, 4 past the last id
+    ([], None, [0]),
+    ([], 3, [0, 0, 0, 0]),
+])
+def test_segment_ids_become_offsets(ids, num_segments, offsets):
+    values_shape = (len(ids), 2)
+    got = segment_offsets(None, np.array(ids, np.int64), num_segments, values_shape)
+    assert got.dtype == np.int64 and got.tolist() == offsets
+    assert segment_offsets(np.array(offsets), None, None, values_shape).tolist() == offsets
+
+
+def test_offsets_of_segment_ids_point_there():
+    """Segment ids passed as offsets: the message says where they go."""
+    with pytest.raises(ValueError, match="segment_ids="):
+        check_offsets(np.array([0, 0, 1, 1, 1]), 5)
+    with pytest.raises(ValueError) as info:
+        check_offsets(np.array([0, 5, 5]), 6)
+    assert "segment_ids" not in str(info.value)

@@ -3,7 +3,8 @@
 The torch side is sentence-transformers' pooling formulas (mean, max, cls, lasttoken,
 weightedmean, mean_sqrt_len; ``h`` masked with -1e9 for max), a masked softmax for attention
 (``masked_fill(-inf)`` then ``torch.softmax``), and loops over segments / ``index_add`` /
-``scatter_reduce`` for packed sequences; gradients come from torch autograd in float64.
+``scatter_reduce`` / ``torch.segment_reduce`` for packed sequences, given to cypool as offsets
+and as segment ids; gradients come from torch autograd in float64.
 
 Per shared/notes/sequence_semantics.md, a row without a valid token gives zeros (and a zero
 gradient, index -1) in every mode but "cls"; sentence-transformers gives -1e9 (max) or NaN
@@ -377,8 +378,8 @@ def seg_inputs(key, dtype, n=23, b=7, d=4):
     rng = rng_for(*key)
     values = distinct(rng, (n, d), dtype)
     cuts = np.sort(rng.integers(0, n + 1, b + 1))
+    cuts[0], cuts[-1] = 0, n                        # offsets run from 0 to N
     cuts[2] = cuts[1]                               # an empty segment
-    cuts[0] = min(cuts[0], 2)                       # rows before the first segment (sometimes)
     scores = (rng.standard_normal(n) * 2).astype(dtype)
     g = (rng.standard_normal((b, d)) * 2).astype(dtype)
     return values, cuts.astype(np.int64), scores, g
@@ -409,28 +410,41 @@ def compare_segment(mode, dtype, values, offsets, scores, g):
     else:
         gv = grads
     check(gv, want_gv, dtype, None, f"segment {mode} grad_values")
-    outside = np.ones(len(values), bool)
-    outside[int(offsets[0]):int(offsets[-1])] = False
-    check_zero(gv, outside, f"segment {mode} grad_values outside the segments")
     if mode in ORDER:
         gv2 = cypool.segment_pool_backward(g, values, offsets, mode, indices=idx)
         np.testing.assert_array_equal(gv2, gv)
 
+    # the same segments by id (num_segments keeps empty segments at the end)
+    by_ids = dict(segment_ids=segment_ids(offsets), num_segments=len(offsets) - 1)
+    np.testing.assert_array_equal(cypool.segment_pool(values, **by_ids, mode=mode, scores=sc),
+                                  got)
+    if mode in ORDER:
+        _, idx3 = cypool.segment_pool(values, **by_ids, mode=mode, return_indices=True)
+        np.testing.assert_array_equal(idx3, want_idx)
+    grads3 = cypool.segment_pool_backward(g, values, **by_ids, mode=mode, scores=sc)
+    for a, b in zip(*(r if mode == "attention" else (r,) for r in (grads3, grads))):
+        np.testing.assert_array_equal(a, b)
+
+
+def segment_ids(offsets):
+    """The segment id of every row of the segments given by ``offsets``."""
+    offsets = np.asarray(offsets, np.int64)
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", SEG_MODES)
-@pytest.mark.parametrize("case", ["random", "inner", "single", "none", "all-empty"])
+@pytest.mark.parametrize("case", ["random", "empty-ends", "single", "none", "all-empty"])
 def test_segment_vs_torch(case, mode, dtype):
     values, offsets, scores, g = seg_inputs(("seg", case, mode, np.dtype(dtype).name), dtype)
     n = len(values)
-    if case == "inner":
-        offsets = np.array([3, 3, 4, 9, 9, n - 2])
+    if case == "empty-ends":
+        offsets = np.array([0, 0, 4, 9, 9, n, n])
     elif case == "single":
         offsets = np.array([0, n])
-    elif case == "none":
-        offsets = np.array([5])
-    elif case == "all-empty":
-        offsets = np.array([n, n, n])
+    elif case in ("none", "all-empty"):                 # no rows: no segment, or empty ones
+        values, scores = values[:0], scores[:0]
+        offsets = np.array([0]) if case == "none" else np.array([0, 0, 0])
     g = g[:len(offsets) - 1] if len(offsets) - 1 <= len(g) else None
     assert g is not None
     compare_segment(mode, dtype, values, offsets, scores, g)
@@ -448,6 +462,38 @@ def test_segment_vs_torch_scatter(mode, dtype):
     check(got, want, dtype, rows, f"{mode} forward")
     check_zero(got, ~rows, f"{mode} forward")
     check(cypool.segment_pool_backward(g, values, offsets, mode), want_gv, dtype, None,
+          f"{mode} grad_values")
+    # the same ids as the scatter formulation, given to cypool as segment_ids
+    ids = segment_ids(offsets)
+    got = cypool.segment_pool(values, segment_ids=ids, num_segments=len(offsets) - 1, mode=mode)
+    check(got, want, dtype, rows, f"{mode} forward by segment_ids")
+    check_zero(got, ~rows, f"{mode} forward by segment_ids")
+    check(cypool.segment_pool_backward(g, values, segment_ids=ids, num_segments=len(offsets) - 1,
+                                       mode=mode), want_gv, dtype, None,
+          f"{mode} grad_values by segment_ids")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["sum", "mean", "max", "min"])
+@pytest.mark.parametrize("given", ["offsets", "segment_ids"])
+def test_segment_vs_torch_segment_reduce(given, mode, dtype):
+    """Against torch.segment_reduce (lengths counted from the segment ids by torch.bincount),
+    forward and backward; empty segments (torch: -inf or NaN) are zeros in cypool."""
+    values, offsets, _, g = seg_inputs(("reduce", mode, given, np.dtype(dtype).name), dtype,
+                                       n=31, b=8)
+    offsets = np.concatenate([offsets, offsets[-1:]])     # an empty segment at the end
+    g = np.concatenate([g, g[:1]])
+    ids = segment_ids(offsets)
+    B = len(offsets) - 1
+    lengths = torch.bincount(torch.from_numpy(ids), minlength=B)
+    want, _, want_gv = torch_grads(
+        lambda v: torch.segment_reduce(v, mode, lengths=lengths, axis=0), g, values)
+    kw = dict(offsets=offsets) if given == "offsets" else dict(segment_ids=ids, num_segments=B)
+    rows = lengths.numpy() > 0
+    got = cypool.segment_pool(values, mode=mode, **kw)
+    check(got, want, dtype, rows, f"{mode} forward")
+    check_zero(got, ~rows, f"{mode} forward")
+    check(cypool.segment_pool_backward(g, values, mode=mode, **kw), want_gv, dtype, None,
           f"{mode} grad_values")
 
 

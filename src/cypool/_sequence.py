@@ -33,8 +33,8 @@ from cypool._sequence_rows import (
     Rows,
     check_indices_mode,
     check_mode,
-    check_offsets,
     check_scores,
+    segment_offsets,
     segment_rows,
     sequence_rows,
     token_weights,
@@ -125,33 +125,47 @@ def sequence_pool(h: ArrayLike, mask: ArrayLike | None = None, mode: str = "mean
 
 
 @overload
-def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = ..., *,
+def segment_pool(values: ArrayLike, offsets: ArrayLike | None = ..., mode: str = ..., *,
+                 segment_ids: ArrayLike | None = ..., num_segments: int | None = ...,
                  scores: ArrayLike | None = ..., return_indices: Literal[False] = ...,
                  out: NDArray[Any] | None = ..., num_threads: int | None = ...) -> NDArray[Any]: ...
 @overload
-def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = ..., *,
+def segment_pool(values: ArrayLike, offsets: ArrayLike | None = ..., mode: str = ..., *,
+                 segment_ids: ArrayLike | None = ..., num_segments: int | None = ...,
                  scores: ArrayLike | None = ..., return_indices: Literal[True],
                  out: ArrayPair | None = ..., num_threads: int | None = ...) -> ArrayPair: ...
 @overload
-def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = ..., *,
+def segment_pool(values: ArrayLike, offsets: ArrayLike | None = ..., mode: str = ..., *,
+                 segment_ids: ArrayLike | None = ..., num_segments: int | None = ...,
                  scores: ArrayLike | None = ..., return_indices: bool = ...,
                  out: NDArray[Any] | ArrayPair | None = ...,
                  num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
-def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = "mean", *,
+def segment_pool(values: ArrayLike, offsets: ArrayLike | None = None, mode: str = "mean", *,
+                 segment_ids: ArrayLike | None = None, num_segments: int | None = None,
                  scores: ArrayLike | None = None, return_indices: bool = False,
                  out: NDArray[Any] | ArrayPair | None = None,
                  num_threads: int | None = None) -> NDArray[Any] | ArrayPair:
-    """Pool packed ragged sequences: segment b of ``values`` (N, D) is
+    """Pool packed ragged sequences (no padding): segment b of ``values`` (N, D) is
     ``values[offsets[b]:offsets[b + 1]]``; the result is (B, D).
+
+    The segments are given by ``offsets`` or by ``segment_ids``, exactly one of the two.
 
     Parameters
     ----------
     values : array_like, float16, float32 or float64, shape (N, D)
     offsets : array_like of ints, shape (B + 1,)
-        Non-decreasing positions in [0, N].
+        Non-decreasing positions with ``offsets[0] == 0`` and ``offsets[-1] == N``, as CSR's
+        ``indptr`` or FlashAttention's ``cu_seqlens``.
     mode : str
         "sum", "mean", "mean_sqrt_len", "max", "min", "first", "last" or "attention" (softmax
         of ``scores`` within each segment).
+    segment_ids : array_like of ints, shape (N,), optional
+        Instead of ``offsets``: the segment of each row, non-decreasing, in
+        ``[0, num_segments)`` (as torch_scatter, PyG's ``batch``, JAX and TensorFlow give
+        them). Segment b is the rows whose id is b.
+    num_segments : int, optional
+        B, with ``segment_ids`` only; defaults to ``segment_ids[-1] + 1`` (0 when N == 0).
+        Segments past the last id are empty.
     scores : array_like of shape (N,) and values' dtype
         Required for mode "attention", refused otherwise.
     return_indices : bool
@@ -168,10 +182,13 @@ def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = "mean", *,
     Raises
     ------
     TypeError
-        Unsupported dtypes of values, offsets, scores.
+        Unsupported dtypes of values, offsets, segment_ids, scores.
     ValueError
-        values not 2-D, offsets not 1-D, decreasing or outside [0, N], unknown mode, scores
-        missing or not allowed, bad out=.
+        values not 2-D; offsets not 1-D, decreasing, or not from 0 to N (segment ids passed as
+        offsets end at B - 1); segment_ids not of shape (N,), decreasing, negative or not below
+        num_segments; num_segments not an int >= 0; both or neither of offsets and
+        segment_ids; num_segments without segment_ids; unknown mode, scores missing or not
+        allowed, bad out=.
 
     Examples
     --------
@@ -181,19 +198,23 @@ def segment_pool(values: ArrayLike, offsets: ArrayLike, mode: str = "mean", *,
     array([[ 2.],
            [ 0.],
            [10.]])
+    >>> cypool.segment_pool(values, segment_ids=[0, 0, 0, 2], mode="mean")
+    array([[ 2.],
+           [ 0.],
+           [10.]])
     """
-    refuse_out_overlap(out, values, offsets, scores)
+    refuse_out_overlap(out, values, offsets, segment_ids, scores)
     values = token_array(values, "values", exact_ndim=True)
     mode = check_mode(mode, SEGMENT_MODES, "segment_pool")
     return_indices = check_bool(return_indices, "return_indices")
     check_indices_mode(mode, return_indices, "return_indices")
     check_num_threads(num_threads)
     ntokens, nfeat = values.shape
-    off = check_offsets(offsets, ntokens)
+    off = segment_offsets(offsets, segment_ids, num_segments, values.shape)
     s = check_scores(scores, mode, (ntokens,), values.dtype, "values")
     rows = segment_rows(off, ntokens, mode, s)
     return pool_rows(values, 0, rows, mode, (rows.count, nfeat), return_indices, out,
-                     num_threads, [offsets, scores])
+                     num_threads, [offsets, segment_ids, scores])
 
 
 # ---------------------------------------------------------------------------------- plumbing
@@ -230,13 +251,12 @@ def row_table(arr: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.int64]]:
     return arr[(0,) * nbatch], row_offsets(arr, nbatch)
 
 
-def kernel_target(result: NDArray[Any], dtype: Any, zeroed: bool = False) -> NDArray[Any]:
+def kernel_target(result: NDArray[Any], dtype: Any) -> NDArray[Any]:
     """Where a kernel writes `result`: itself, or a temporary when its dtype or strides do
-    not suit the kernels (copied back by copy_back; `zeroed` when the kernel leaves parts of it
-    unwritten)."""
+    not suit the kernels (copied back by copy_back; every kernel writes all of it)."""
     if result.dtype == dtype and element_strides_ok(result):
         return result
-    return (np.zeros if zeroed else np.empty)(result.shape, dtype=dtype)
+    return np.empty(result.shape, dtype=dtype)
 
 
 def pool_rows(tokens: NDArray[Any], nbatch: int, rows: Rows, mode: str, result_shape: tuple[int, ...],

@@ -41,9 +41,9 @@ from cypool._sequence_rows import (
     Rows,
     check_indices_mode,
     check_mode,
-    check_offsets,
     check_scores,
     check_token_indices,
+    segment_offsets,
     segment_rows,
     sequence_rows,
     token_weights,
@@ -136,22 +136,36 @@ def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike
 
 
 @overload
-def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike,
-                          mode: SegmentGradMode = ..., *, scores: ArrayLike | None = ...,
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike,
+                          offsets: ArrayLike | None = ...,
+                          mode: SegmentGradMode = ..., *, segment_ids: ArrayLike | None = ...,
+                          num_segments: int | None = ..., scores: ArrayLike | None = ...,
                           indices: ArrayLike | None = ..., out: NDArray[Any] | None = ...,
                           num_threads: int | None = ...) -> NDArray[Any]: ...
 @overload
-def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike,
-                          mode: Literal["attention"], *, scores: ArrayLike | None = ...,
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike | None,
+                          mode: Literal["attention"], *, segment_ids: ArrayLike | None = ...,
+                          num_segments: int | None = ..., scores: ArrayLike | None = ...,
                           indices: ArrayLike | None = ..., out: ArrayPair | None = ...,
                           num_threads: int | None = ...) -> ArrayPair: ...
 @overload
-def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike,
-                          mode: str = ..., *, scores: ArrayLike | None = ...,
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike,
+                          offsets: ArrayLike | None = ...,
+                          *, mode: Literal["attention"], segment_ids: ArrayLike | None = ...,
+                          num_segments: int | None = ..., scores: ArrayLike | None = ...,
+                          indices: ArrayLike | None = ..., out: ArrayPair | None = ...,
+                          num_threads: int | None = ...) -> ArrayPair: ...
+@overload
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike,
+                          offsets: ArrayLike | None = ...,
+                          mode: str = ..., *, segment_ids: ArrayLike | None = ...,
+                          num_segments: int | None = ..., scores: ArrayLike | None = ...,
                           indices: ArrayLike | None = ..., out: NDArray[Any] | ArrayPair | None = ...,
                           num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
-def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: ArrayLike,
-                          mode: str = "mean", *, scores: ArrayLike | None = None,
+def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike,
+                          offsets: ArrayLike | None = None,
+                          mode: str = "mean", *, segment_ids: ArrayLike | None = None,
+                          num_segments: int | None = None, scores: ArrayLike | None = None,
                           indices: ArrayLike | None = None,
                           out: NDArray[Any] | ArrayPair | None = None,
                           num_threads: int | None = None) -> NDArray[Any] | ArrayPair:
@@ -161,8 +175,9 @@ def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: Ar
     Parameters
     ----------
     grad_output : array_like, float16, float32 or float64, shape (B, D)
-    values, offsets, mode, scores
-        The forward call's arguments.
+    values, offsets, mode, segment_ids, num_segments, scores
+        The forward call's arguments: exactly one of ``offsets`` (B + 1 positions from 0 to N)
+        and ``segment_ids`` (one non-decreasing id in [0, num_segments) per row).
     indices : array_like of ints, shape (B, D), optional
         For "max" and "min": the forward's indices, each -1 or a position of its own segment;
         recomputed from values when not given.
@@ -171,8 +186,8 @@ def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: Ar
 
     Returns
     -------
-    grad_values : ndarray of values' shape and grad_output's dtype (0 outside every segment),
-    or (grad_values, grad_scores) for mode "attention".
+    grad_values : ndarray of values' shape and grad_output's dtype, or (grad_values,
+    grad_scores) for mode "attention" (grad_scores of shape (N,)).
 
     Raises
     ------
@@ -188,35 +203,36 @@ def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike, offsets: Ar
     array([[0.],
            [1.],
            [2.]])
+    >>> cypool.segment_pool_backward(np.array([[1.0], [2.0]]), values, mode="max",
+    ...                              segment_ids=[0, 0, 1])
+    array([[0.],
+           [1.],
+           [2.]])
     """
-    refuse_out_overlap(out, grad_output, values, offsets, scores, indices)
+    refuse_out_overlap(out, grad_output, values, offsets, segment_ids, scores, indices)
     values = token_array(values, "values", exact_ndim=True)
     mode = check_mode(mode, SEGMENT_MODES, "segment_pool_backward")
     check_indices_mode(mode, indices is not None, "indices")
     check_num_threads(num_threads)
     ntokens, nfeat = values.shape
-    off = check_offsets(offsets, ntokens)
+    off = segment_offsets(offsets, segment_ids, num_segments, values.shape)
     g = check_grad_output(grad_output, (off.shape[0] - 1, nfeat))
     s = check_scores(scores, mode, (ntokens,), values.dtype, "values")
     rows = segment_rows(off, ntokens, mode, s)
     idx = None if indices is None else check_token_indices(indices, g.shape, rows)
-    results = _results(g, values, (ntokens,), mode, out, [g, offsets, scores, indices])
+    results = _results(g, values, (ntokens,), mode, out,
+                       [g, offsets, segment_ids, scores, indices])
     dots = _spread(g, values, 0, rows, mode, idx, results[0], num_threads)
-    # Rows before the first segment and after the last belong to none: no gradient.
-    lo, hi = int(off[0]), int(off[-1])
-    results[0][:lo] = 0
-    results[0][hi:] = 0
     if dots is None:  # every mode but attention
         return results[0]
+    # The segments tile [0, N): softmax backward per segment, a_t (dot_t - sum_u a_u dot_u).
     a = rows.coef
     nonempty = rows.stop > rows.start
     row_of = np.repeat(np.arange(rows.count)[nonempty], (rows.stop - rows.start)[nonempty])
     totals = np.zeros(rows.count)
-    if hi > lo:
-        totals[nonempty] = np.add.reduceat((a * dots)[lo:hi], rows.start[nonempty] - lo)
-    grad_scores = np.zeros(ntokens)
-    grad_scores[lo:hi] = a[lo:hi] * (dots[lo:hi] - totals[row_of])
-    np.copyto(results[1], grad_scores, casting="unsafe")
+    if ntokens:
+        totals[nonempty] = np.add.reduceat(a * dots, rows.start[nonempty])
+    np.copyto(results[1], a * (dots - totals[row_of]), casting="unsafe")
     return results[0], results[1]
 
 
@@ -242,8 +258,7 @@ def _spread(g: NDArray[Any], tokens: NDArray[Any], nbatch: int, rows: Rows, mode
     already checked, or None (recomputed here)."""
     compute = order_compute_dtype(g.dtype)
     gk = kernel_input(g, compute)
-    # Zeroed: a segment call leaves the rows outside every segment unwritten.
-    target = kernel_target(grad_tokens, compute, zeroed=True)
+    target = kernel_target(grad_tokens, compute)
     dots = np.zeros(rows.coef.shape[0]) if mode == "attention" else None
     nfeat = tokens.shape[-1]
     if rows.count and nfeat:

@@ -1,5 +1,6 @@
-"""Sequence and segment pooling geometry: checked masks, lengths, scores, offsets and indices,
-turned into the row tables every sequence kernel reads (see _sequence_impl.pxi).
+"""Sequence and segment pooling geometry: checked masks, lengths, scores, offsets (or segment ids,
+turned into offsets) and indices, turned into the row tables every sequence kernel reads (see
+_sequence_impl.pxi).
 
 Output row r reduces tokens ``[start[r], stop[r])``, token t weighted by
 ``coef[coef_at[r] + t]`` (0: not valid, never read), and its sum is scaled by ``scale[r]``. Every
@@ -11,11 +12,12 @@ and NumPy on arrays of one value per token or per row, never per feature.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
 
-from cypool._call import INDEX_DTYPE
+from cypool._call import INDEX_DTYPE, MAX_ELEMENTS
 from cypool._errors import ParameterTypeError
 
 SEQUENCE_MODES = ("mean", "sum", "mean_sqrt_len", "weighted_mean", "max", "min", "cls", "last",
@@ -98,20 +100,92 @@ def check_scores(scores, mode: str, shape, dtype, like: str) -> np.ndarray | Non
 
 
 def check_offsets(offsets, ntokens: int) -> np.ndarray:
-    """Segment offsets as int64: 1-D, at least one, non-decreasing, within [0, ntokens]."""
+    """Segment offsets as int64: 1-D, at least one, non-decreasing, from 0 to ntokens (N)."""
     off = _integer_array(offsets, "offsets")
     if off.ndim != 1 or off.size == 0:
         raise ValueError(f"offsets must be a 1-D array of B + 1 >= 1 positions, got shape {off.shape}")
-    if off[0] < 0:
-        raise ValueError(f"offsets[0] is {int(off[0])}; offsets must be >= 0")
-    if off[-1] > ntokens:
-        raise ValueError(f"offsets[-1] is {int(off[-1])}, beyond the {ntokens} rows of values")
-    steps = np.diff(off)
-    if steps.size and steps.min() < 0:
-        b = int(np.argmax(steps < 0))
+    b = _first_decrease(off)
+    if b is not None:
         raise ValueError(f"offsets must be non-decreasing, got offsets[{b}]={int(off[b])} > "
                          f"offsets[{b + 1}]={int(off[b + 1])}")
+    if off[0] != 0 or off[-1] != ntokens:
+        # Segment ids passed as offsets are non-decreasing too, but end at B - 1, not at N.
+        hint = "; one segment id per row goes to segment_ids=" if off.shape[0] == ntokens else ""
+        raise ValueError(f"offsets must start at 0 and end at N={ntokens} (values.shape[0]), "
+                         f"got offsets[0]={int(off[0])}, offsets[-1]={int(off[-1])}{hint}")
     return off
+
+
+def segment_offsets(offsets, segment_ids, num_segments, values_shape) -> np.ndarray:
+    """The checked int64 offsets (B + 1,) of a segment call on values of ``values_shape``
+    (N, D), given as ``offsets`` or as ``segment_ids``: one non-decreasing id in
+    [0, num_segments) per row, num_segments defaulting to the last id + 1 (0 without rows)."""
+    if (offsets is None) == (segment_ids is None):
+        got = "both" if offsets is not None else "neither"
+        raise ValueError(f"give exactly one of offsets and segment_ids, got {got}")
+    ntokens, nfeat = values_shape
+    if segment_ids is None:
+        if num_segments is not None:
+            raise ValueError("num_segments goes with segment_ids, not with offsets (whose length "
+                             f"gives B), got num_segments={num_segments!r}")
+        return check_offsets(offsets, ntokens)
+    ids = _integer_array(segment_ids, "segment_ids")
+    if ids.shape != (ntokens,):
+        raise ValueError(f"segment_ids must be 1-D of length N={ntokens} (values.shape[0]), got "
+                         f"shape {ids.shape}")
+    count = _check_num_segments(num_segments, nfeat)
+    n = _first_decrease(ids)
+    if n is not None:
+        raise ValueError(f"segment_ids must be non-decreasing (rows sorted by segment), got "
+                         f"segment_ids[{n}]={int(ids[n])} > segment_ids[{n + 1}]={int(ids[n + 1])}")
+    if ntokens and ids[0] < 0:
+        raise ValueError(f"segment_ids must be >= 0, got segment_ids[0]={int(ids[0])}")
+    if count is None:
+        count = int(ids[-1]) + 1 if ntokens else 0
+        if count > _max_segments(nfeat):
+            raise ValueError(f"segment_ids holds {count - 1}: {count} segments (the default "
+                             f"num_segments) and the result ({count}, {nfeat}) do not fit an "
+                             f"array of at most {MAX_ELEMENTS} elements")
+    elif ntokens and ids[-1] >= count:
+        raise ValueError(f"segment_ids must be below num_segments={count}, got "
+                         f"segment_ids[{ntokens - 1}]={int(ids[-1])}")
+    # offsets[b]: the first row whose id is >= b (the ids are sorted)
+    return np.searchsorted(ids, np.arange(count + 1, dtype=INDEX_DTYPE)).astype(
+        INDEX_DTYPE, copy=False)
+
+
+def _check_num_segments(value, nfeat: int) -> int | None:
+    """num_segments as an int >= 0 whose result (num_segments, D) and offsets table
+    (num_segments + 1,) fit an array, or None. bool, floats and strings are refused."""
+    if value is None:
+        return None
+    count = None
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            count = operator.index(value)
+        except TypeError:
+            pass
+    if count is None:
+        raise ParameterTypeError(f"num_segments must be an int >= 0, got num_segments={value!r} "
+                                 f"({type(value).__name__})")
+    if count < 0:
+        raise ValueError(f"num_segments must be an int >= 0, got num_segments={count}")
+    if count > _max_segments(nfeat):
+        raise ValueError(f"num_segments={count} is too large: the result ({count}, {nfeat}) and "
+                         f"the num_segments + 1 offsets must each fit an array of at most "
+                         f"{MAX_ELEMENTS} elements")
+    return count
+
+
+def _max_segments(nfeat: int) -> int:
+    """The most segments whose result (B, nfeat) and offsets (B + 1,) fit an array."""
+    return MAX_ELEMENTS // max(nfeat, 1) - 1
+
+
+def _first_decrease(arr: np.ndarray) -> int | None:
+    """The first i with arr[i] > arr[i + 1] (1-D), or None."""
+    down = arr[1:] < arr[:-1]
+    return int(np.argmax(down)) if down.any() else None
 
 
 def check_token_indices(indices, shape, rows: Rows) -> np.ndarray:

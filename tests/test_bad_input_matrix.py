@@ -841,6 +841,13 @@ for _name, _change in [("max_unpool", dict(output_size=(2 ** 22, 2 ** 22))),
     _p = next(iter(_change))
     row(f"{_name}-{_p}-384TiB", SPECS[_name].call(**_change), ValueError,
         [P(_p), V_(2 ** 22), "memory"])
+for _name in ["segment_pool", "segment_pool_backward"]:
+    # 2**43 segments of 3 float32 features: 96 TiB, beyond what this process can allocate
+    _ids = np.array([0, 0, 0, 2, 2, 2, 2])
+    _change = dict(offsets=None, segment_ids=_ids, num_segments=2 ** 43)
+    if _name == "segment_pool":
+        row(f"{_name}-num_segments-96TiB", SPECS[_name].call(**_change), ValueError,
+            [P("num_segments"), V_(2 ** 43), "memory"])
 for _name in ["num_threads"]:
     for _fn in ["max_pool", "sequence_pool", "global_avg_pool"]:
         row(f"{_fn}-num_threads-huge", SPECS[_fn].call(num_threads=2 ** 63), ValueError,
@@ -977,7 +984,7 @@ for _name in SEG:
                  np.zeros((1, N, D), np.float32)]:
         row(f"{_name}-values-shape-{_bad.shape}", seg(_name, values=_bad), ValueError,
             [P("values"), "2-D", S(_bad.shape)])
-    # offsets: 1-D, B + 1 >= 1 non-decreasing positions in [0, N]
+    # offsets: 1-D, B + 1 >= 1 non-decreasing positions from 0 to N
     for _off, _pats in [(OFFSETS[None, :], [S((1, 4))]), (OFFSETS[:, None], [S((4, 1))]),
                         (np.int64(3), [S(())]), (np.zeros(0, np.int64), [S((0,))])]:
         row(f"{_name}-offsets-shape-{np.shape(_off)}", seg(_name, _off), ValueError,
@@ -1114,8 +1121,10 @@ def _valid_calls():
         ("sequence_pool_backward-indices-bounds",
          *_SB.call(indices=np.array([[-1, T - 1, 0], [T - 1, -1, 0]]))),
         ("segment_pool-offsets-list", *seg("segment_pool", [0, 3, 3, 7])),
-        ("segment_pool-offsets-single", *seg("segment_pool", np.array([4]))),
-        ("segment_pool-offsets-N", *seg("segment_pool", np.array([N, N]))),
+        ("segment_pool-offsets-no-rows", *seg("segment_pool", np.array([0]), values=VALS[:0])),
+        ("segment_pool-offsets-empty-ends", *seg("segment_pool", np.array([0, 0, N, N]))),
+        ("segment_pool-segment_ids", *SPECS["segment_pool"].call(
+            offsets=None, segment_ids=np.array([0, 0, 0, 2, 2, 2, 2]))),
     ]
     return calls
 

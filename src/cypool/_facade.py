@@ -20,15 +20,16 @@ R = TypeVar("R")
 _PLAIN = frozenset({np.ndarray, int, float, bool, str, tuple, list, type(None)})
 
 
-def public(sized_by: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def public(*sized_by: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a public function of cypool.
 
     - Called with a dask array anywhere among its arguments, it returns the lazy result of its
       twin of the same name in cypool.dask (never computing the array whole), or raises a
       TypeError naming cypool.dask where there is no twin or ``out=`` is given.
     - A MemoryError while it runs (its result, a temporary or a kernel's scratch) is re-raised
-      as a ValueError naming `sized_by`, the argument that sets the result's size (x,
-      input_shape, output_size), with its value or shape and NumPy's account of the size.
+      as a ValueError naming the argument that sets the result's size (x, input_shape,
+      output_size: the first of `sized_by` that the call gives), with its value or shape and
+      NumPy's account of the size.
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
@@ -49,10 +50,11 @@ def public(sized_by: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             except MemoryError as exc:
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()
-                value = bound.arguments.get(sized_by)
-                shown = (f"{sized_by}={reprlib.repr(value)}"
+                param = next(p for p in sized_by if bound.arguments.get(p) is not None)
+                value = bound.arguments[param]
+                shown = (f"{param}={reprlib.repr(value)}"
                          if isinstance(value, (int, tuple, list)) else
-                         f"{sized_by} of shape {np.shape(value)}")
+                         f"{param} of shape {np.shape(value)}")
                 raise ValueError(f"{shown} needs more memory than this process can allocate "
                                  f"({exc})") from exc
 

@@ -23,6 +23,7 @@ from cypool._call import (
     result_arrays,
 )
 from cypool._dtypes import FLOAT_DTYPES, as_array, order_compute_dtype
+from cypool._facade import public
 from cypool._kernels import window as _kernels
 from cypool._layout import element_strides_ok
 from cypool._parallel import check_num_threads, resolve_num_threads
@@ -57,6 +58,7 @@ def sequence_pool(h: ArrayLike, mask: ArrayLike | None = ..., mode: str = ..., *
                   lengths: ArrayLike | None = ..., scores: ArrayLike | None = ...,
                   return_indices: bool = ..., out: NDArray[Any] | ArrayPair | None = ...,
                   num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
+@public("h")
 def sequence_pool(h: ArrayLike, mask: ArrayLike | None = None, mode: str = "mean", *,
                   lengths: ArrayLike | None = None, scores: ArrayLike | None = None,
                   return_indices: bool = False, out: NDArray[Any] | ArrayPair | None = None,
@@ -140,6 +142,7 @@ def segment_pool(values: ArrayLike, offsets: ArrayLike | None = ..., mode: str =
                  scores: ArrayLike | None = ..., return_indices: bool = ...,
                  out: NDArray[Any] | ArrayPair | None = ...,
                  num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
+@public("num_segments", "values")
 def segment_pool(values: ArrayLike, offsets: ArrayLike | None = None, mode: str = "mean", *,
                  segment_ids: ArrayLike | None = None, num_segments: int | None = None,
                  scores: ArrayLike | None = None, return_indices: bool = False,

@@ -25,6 +25,7 @@ from cypool._call import (
     result_arrays,
 )
 from cypool._dtypes import order_compute_dtype
+from cypool._facade import public
 from cypool._kernels import window as _kernels
 from cypool._parallel import check_num_threads, resolve_num_threads
 from cypool._sequence import (
@@ -73,6 +74,7 @@ def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike
                            scores: ArrayLike | None = ..., indices: ArrayLike | None = ...,
                            out: NDArray[Any] | ArrayPair | None = ...,
                            num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
+@public("h")
 def sequence_pool_backward(grad_output: ArrayLike, h: ArrayLike, mask: ArrayLike | None = None,
                            mode: str = "mean", *, lengths: ArrayLike | None = None,
                            scores: ArrayLike | None = None, indices: ArrayLike | None = None,
@@ -162,6 +164,7 @@ def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike,
                           num_segments: int | None = ..., scores: ArrayLike | None = ...,
                           indices: ArrayLike | None = ..., out: NDArray[Any] | ArrayPair | None = ...,
                           num_threads: int | None = ...) -> NDArray[Any] | ArrayPair: ...
+@public("num_segments", "values")
 def segment_pool_backward(grad_output: ArrayLike, values: ArrayLike,
                           offsets: ArrayLike | None = None,
                           mode: str = "mean", *, segment_ids: ArrayLike | None = None,

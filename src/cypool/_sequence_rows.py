@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cypool._call import INDEX_DTYPE, MAX_ELEMENTS
+from cypool._call import INDEX_DTYPE
+from cypool._geometry import MAX_ELEMENTS
 from cypool._errors import ParameterTypeError
 
 SEQUENCE_MODES = ("mean", "sum", "mean_sqrt_len", "weighted_mean", "max", "min", "cls", "last",

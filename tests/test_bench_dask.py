@@ -34,7 +34,7 @@ def test_dask_bench_without_dask_says_what_to_install(tmp_path):
     (fake / "__init__.py").write_text("raise ImportError('no dask in this test')\n")
     path = os.pathsep.join([str(tmp_path), PACKAGE_PARENT])
     proc = subprocess.run([sys.executable, "-m", "cypool", "bench", "--dask", "--quick"],
-                          capture_output=True, text=True, timeout=60,
+                          capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": path})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert 'pip install "cypool[dask]"' in proc.stdout

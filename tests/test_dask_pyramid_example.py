@@ -26,7 +26,7 @@ def test_small_pyramid_on_a_local_cluster(tmp_path):
     path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, str(EXAMPLE), "--small", "--zarr", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": path},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -23,7 +23,7 @@ def run_python(code: str, **env) -> str:
     blur which one cypool uses)."""
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=600, check=True,
     )
     return result.stdout.strip()
 

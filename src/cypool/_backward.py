@@ -310,17 +310,18 @@ def lp_pool_backward(
 
     Each pair (element, window) is computed in that form, in float64 with y from
     :func:`lp_pool` in float64, so the gradient is accurate at every magnitude: the ratio
-    ``|x| / y`` is at most 1, no ``|x| ** (p - 1)`` or ``y ** (1 - p)`` overflows or
-    underflows (the gradient of the 2-norm of ``[1e200, 1e200]`` is ``1 / sqrt(2)`` each),
-    a ratio below the floats (1e-200 beside 1e200) is taken apart into mantissas and
-    exponents, and a window whose norm is subnormal (its float64 value lost bits) is
-    rescanned, scaled by its largest ``|x|``. A factor ``(|x| / y) ** (p - 1)`` carries the
-    roundings of ``|x| / y`` times ``|p - 1|`` (1e-13 relative at p = 1000). The sum over
-    the windows is a float64 sum: its terms' rounding may show where they cancel, and it
-    overflows where a term does, even if the sum would not (gradients near 1e308). For
-    p != 1 a window holding a NaN gives NaN to all its elements; for p == 1 the gradient,
-    ``sign(x)`` times the sum of the covering windows' ``g``, reads no norm (NaN only at a
-    NaN).
+    ``|x| / y`` is at most 1, and no ``|x| ** (p - 1)`` or ``y ** (1 - p)`` overflows or
+    underflows (the gradient of the 2-norm of ``[1e200, 1e200]`` is ``1 / sqrt(2)`` each;
+    for p other than 1 and 2 the product of ``g * y ** (1 - p)`` and ``|x| ** (p - 1)``
+    serves where both are normal floats, the same number to rounding). A ratio below the
+    floats (1e-200 beside 1e200) is taken apart into mantissas and exponents, and a window
+    whose norm is subnormal (its float64 value lost bits) is rescanned, scaled by its
+    largest ``|x|``. A factor ``(|x| / y) ** (p - 1)`` carries the roundings of ``|x| / y``
+    times ``|p - 1|`` (1e-13 relative at p = 1000). The sum over the windows is a float64
+    sum: its terms' rounding may show where they cancel, and it overflows where a term does,
+    even if the sum would not (gradients near 1e308). For p != 1 a window holding a NaN
+    gives NaN to all its elements; for p == 1 the gradient, ``sign(x)`` times the sum of the
+    covering windows' ``g``, reads no norm (NaN only at a NaN).
 
     Parameters
     ----------
@@ -380,9 +381,11 @@ def lp_pool_backward(
                         None, num_threads)
     grad_input: NDArray[Any]
     (grad_input,) = result_arrays(x, out, [(x.shape, g.dtype)], ["out"], [g])
+    # The kernel's per-window weights g * y ** (1 - p), for p != 1, 2 (left untouched else).
+    weights = allocate_like(x, geometry.out_shape, np.float64)
     run_folded(_kernels.lp_spread, geometry.axes, [xk, kernel_input(g, compute), norms],
-               [grad_input], [compute], num_threads, *geometry.covers(), *geometry.taps(),
-               geometry.windows(), p)
+               [grad_input, weights], [compute, np.dtype(np.float64)], num_threads,
+               *geometry.covers(), *geometry.taps(), geometry.windows(), p)
     return grad_input
 
 

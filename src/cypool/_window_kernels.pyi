@@ -68,6 +68,7 @@ def lp_spread(
     grad_output: NDArray[np.floating],
     norms: NDArray[np.float64],
     grad_input: NDArray[np.floating],
+    weights: NDArray[np.float64],
     cover0_ptr: NDArray[np.int64],
     cover0_out: NDArray[np.int64],
     cover1_ptr: NDArray[np.int64],

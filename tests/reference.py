@@ -13,6 +13,10 @@ ref_avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, axes=None, ceil
              count_include_pad=True, divisor_override=None) -> values
 ref_lp_pool(x, norm_type, kernel_size, stride=None, padding=0, dilation=1, axes=None,
             ceil_mode=False) -> values
+ref_lp_pool_exact(x, norm_type, kernel_size, ...) -> values
+    as ref_lp_pool, in 60-digit decimal arithmetic: right for any finite input and p (the
+    float64 sums of ref_lp_pool overflow or underflow at extreme magnitudes)
+ref_lp_norm_exact(values, p) -> decimal.Decimal
 ref_geometry(shape, kernel_size, stride=None, padding=0, dilation=1, axes=None,
              ceil_mode=False) -> Geometry
 
@@ -21,6 +25,7 @@ Every function raises ``ValueError`` for a geometry that the API rejects.
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import math
 from dataclasses import dataclass
@@ -33,6 +38,10 @@ __all__ = [
     "ref_max_pool",
     "ref_avg_pool",
     "ref_lp_pool",
+    "ref_lp_pool_exact",
+    "ref_lp_norm_exact",
+    "EXACT",
+    "exact",
     "MAX_DTYPES",
     "AVG_DTYPES",
     "avg_result_dtype",
@@ -320,3 +329,47 @@ def ref_lp_pool(x, norm_type, kernel_size, stride=None, padding=0, dilation=1, a
                 total += abs(float(x[idx])) ** p
         acc[out_idx] = total ** (1.0 / p)
     return acc.astype(avg_result_dtype(x.dtype))
+
+
+# 60 digits, and exponents far beyond any float's to any power the tests take (1e-324 ** 1000).
+EXACT = decimal.Context(prec=60, Emax=10**7, Emin=-10**7)
+
+
+def exact(v) -> decimal.Decimal:
+    """A float in EXACT's decimal arithmetic: rounded to its 60 digits (a relative 1e-60; the
+    exact expansion of a subnormal has 750, which made a power take 10 ms)."""
+    return EXACT.plus(decimal.Decimal(float(v)))
+
+
+def ref_lp_norm_exact(values, p) -> decimal.Decimal:
+    """(sum of |v| ** p) ** (1 / p) of floats, in EXACT's decimal arithmetic: no power
+    overflows or underflows."""
+    power = decimal.Decimal(float(p))
+    total = decimal.Decimal(0)
+    for v in values:
+        if v != 0:
+            total = EXACT.add(total, EXACT.power(exact(abs(float(v))), power))
+    if total == 0:
+        return total
+    return EXACT.power(total, EXACT.divide(1, power))
+
+
+def ref_lp_pool_exact(x, norm_type, kernel_size, stride=None, padding=0, dilation=1, axes=None,
+                      ceil_mode=False):
+    """ref_lp_pool with each window's norm from ref_lp_norm_exact, rounded once to the result
+    dtype (NaN where the window holds a NaN, inf where it holds an inf)."""
+    x = np.asarray(x)
+    _check_dtype(x)
+    p = float(norm_type)
+    geo = ref_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
+    acc = np.empty(geo.out_shape, dtype=np.float64)
+    for out_idx, taps in _windows(x, geo):
+        values = [float(x[idx]) for idx, _, in_input, _ in taps if in_input]
+        if any(math.isnan(v) for v in values):
+            acc[out_idx] = math.nan
+        elif any(math.isinf(v) for v in values):
+            acc[out_idx] = math.inf
+        else:
+            acc[out_idx] = float(ref_lp_norm_exact(values, p))
+    with np.errstate(over="ignore"):  # float32 results beyond float32's range round to inf
+        return acc.astype(avg_result_dtype(x.dtype))

@@ -16,6 +16,8 @@ ref_avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, paddin
                       divisor_override=None) -> grad_input
 ref_lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, padding=0,
                      dilation=1, axes=None, ceil_mode=False) -> grad_input
+ref_lp_pool_backward_exact(grad_output, x, norm_type, kernel_size, ...) -> grad_input
+    as ref_lp_pool_backward, in decimal arithmetic (reference.EXACT): right for any finite x
 ref_max_unpool(x, indices, output_size, axes=None) -> array
 ref_adaptive_bins(n, o) -> [(start, stop), ...]
 ref_adaptive_geometry(shape, output_size, axes=None) -> AdaptiveGeometry
@@ -44,6 +46,7 @@ Conventions used here (see the module tests for hand-computed cases):
 
 from __future__ import annotations
 
+import decimal
 import functools
 import itertools
 import math
@@ -51,7 +54,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import MAX_DTYPES, avg_result_dtype, ref_geometry, ref_max_pool
+from reference import (EXACT, MAX_DTYPES, avg_result_dtype, exact, ref_geometry,
+                       ref_lp_norm_exact, ref_max_pool)
 
 __all__ = [
     "GRAD_DTYPES",
@@ -59,6 +63,7 @@ __all__ = [
     "ref_max_pool_backward",
     "ref_avg_pool_backward",
     "ref_lp_pool_backward",
+    "ref_lp_pool_backward_exact",
     "ref_max_unpool",
     "ref_adaptive_bins",
     "ref_adaptive_geometry",
@@ -274,6 +279,35 @@ def ref_lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, pa
             sign = 1.0 if v > 0 else -1.0
             grad[idx] += gv * sign * (abs(v) / y) ** (p - 1.0)
     return grad.astype(g.dtype)
+
+
+def ref_lp_pool_backward_exact(grad_output, x, norm_type, kernel_size, stride=None, padding=0,
+                               dilation=1, axes=None, ceil_mode=False):
+    """ref_lp_pool_backward for finite x, each window's norm from ref_lp_norm_exact and each
+    pair's g * sign(x) * (|x| / y) ** (p - 1) summed in decimal, rounded once."""
+    g = np.asarray(grad_output)
+    x = np.asarray(x)
+    p = float(norm_type)
+    geo = ref_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
+    _check_grad_shape(g, geo.out_shape)
+    exponent = EXACT.subtract(decimal.Decimal(p), 1)
+    grad = {}
+    for at, o in _pooled_loops(x.shape, geo.axes, geo.out_sizes):
+        gv = exact(g[at(o)])
+        members = [(at(c), float(x[at(c)])) for c, inside, _ in _window_taps(geo, o) if inside]
+        y = ref_lp_norm_exact([v for _, v in members], p)
+        for idx, v in members:
+            if y == 0 or v == 0.0:
+                continue
+            ratio = EXACT.divide(exact(abs(v)), y)
+            share = EXACT.multiply(gv, EXACT.power(ratio, exponent))
+            grad[idx] = EXACT.add(grad.get(idx, decimal.Decimal(0)),
+                                  share if v > 0 else EXACT.minus(share))
+    out = np.zeros(x.shape, dtype=np.float64)
+    for idx, total in grad.items():
+        out[idx] = float(total)
+    with np.errstate(over="ignore"):  # float32 results beyond float32's range round to inf
+        return out.astype(g.dtype)
 
 
 # ================================================================================ max_unpool

@@ -221,6 +221,22 @@ def add_window_kwargs(draw, kwargs, w):
     return kwargs
 
 
+@st.composite
+def window_cases(draw, max_elements=400):
+    """(shape, kwargs) of a random window geometry of at most max_elements elements: 1-4
+    dims, 1-3 pooled axes in any order (negative allowed), every padding form, dilation,
+    ceil_mode. The geometry may be invalid."""
+    w = draw_window(draw, max_ndim=4, max_stride=3, max_batch=3, spans={1: 10, 2: 5, 3: 3},
+                    max_elements=max_elements)
+    kwargs = {}
+    if not trailing_axes(w["axes"], w["ndim"]) or draw(st.booleans()):
+        kwargs["axes"] = tuple(w["axes"])
+    add_window_kwargs(draw, kwargs, w)
+    if draw(st.booleans()):
+        kwargs["ceil_mode"] = True
+    return w["shape"], kwargs
+
+
 def draw_torch_window(draw, op, *, max_kernel, extra, max_channels):
     """A 1-d or 2-d window geometry that torch accepts for ``op`` ('max', 'avg' or 'lp') on an
     (N, C, *spatial) input: padding at most k // 2 (none for lp), dilation only for max; windows

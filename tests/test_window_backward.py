@@ -25,11 +25,9 @@ from support import (
     RTOL,
     SETTINGS,
     TORCH_TOL,
-    add_window_kwargs,
     assert_grad_close,
     assert_message,
     draw_torch_window,
-    draw_window,
     geometry_or_none,
     layout_axes,
     make_grad,
@@ -42,31 +40,14 @@ from support import (
     torch_avg_pool,
     torch_grad,
     torch_lp_pool,
-    trailing_axes,
     views,
     views_no_bcast,
+    window_cases,
     examples,
 )
 
-MAX_ELEMENTS = 400
-
 
 # ================================================================================ helpers
-
-
-@st.composite
-def window_cases(draw):
-    """(shape, kwargs) of a random window geometry: 1-4 dims, 1-3 pooled axes in any order
-    (negative allowed), every padding form, dilation, ceil_mode. The geometry may be invalid."""
-    w = draw_window(draw, max_ndim=4, max_stride=3, max_batch=3, spans={1: 10, 2: 5, 3: 3},
-                    max_elements=MAX_ELEMENTS)
-    kwargs = {}
-    if not trailing_axes(w["axes"], w["ndim"]) or draw(st.booleans()):
-        kwargs["axes"] = tuple(w["axes"])
-    add_window_kwargs(draw, kwargs, w)
-    if draw(st.booleans()):
-        kwargs["ceil_mode"] = True
-    return w["shape"], kwargs
 
 
 def _unchanged(*pairs):

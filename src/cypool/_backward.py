@@ -47,7 +47,7 @@ from cypool._kernels import window as _kernels
 from cypool._layout import allocate_like, merge_trailing_axes
 from cypool._parallel import check_num_threads, resolve_num_threads
 from cypool._typing import Padding
-from cypool._window import lp_pool, max_over
+from cypool._window import lp_over, max_over
 
 def _input_shape(input_shape: object) -> tuple[int, ...]:
     if not isinstance(input_shape, (tuple, list)) or not all(
@@ -308,8 +308,24 @@ def lp_pool_backward(
 ) -> NDArray[Any]:
     """Gradient of :func:`lp_pool` (the true p-norm of each window) with respect to x.
 
-    Each element gets ``g * sign(x) * |x| ** (p - 1) / y ** (p - 1)`` summed over the windows
-    holding it, where ``y`` is the window's norm; a window with ``y == 0`` contributes 0.
+    Each element gets ``g * sign(x) * (|x| / y) ** (p - 1)`` summed over the windows holding
+    it, where ``y`` is the window's norm; a window with ``y == 0`` contributes 0, and so does
+    an element ``x == 0``.
+
+    Each pair (element, window) is computed in that form, in float64 with y from
+    :func:`lp_pool` in float64, so the gradient is accurate at every magnitude: the ratio
+    ``|x| / y`` is at most 1, and no ``|x| ** (p - 1)`` or ``y ** (1 - p)`` overflows or
+    underflows (the gradient of the 2-norm of ``[1e200, 1e200]`` is ``1 / sqrt(2)`` each;
+    for p other than 1 and 2 the product of ``g * y ** (1 - p)`` and ``|x| ** (p - 1)``
+    serves where both are normal floats, the same number to rounding). A ratio below the
+    floats (1e-200 beside 1e200) is taken apart into mantissas and exponents, and a window
+    whose norm is subnormal (its float64 value lost bits) is rescanned, scaled by its
+    largest ``|x|``. A factor ``(|x| / y) ** (p - 1)`` carries the roundings of ``|x| / y``
+    times ``|p - 1|`` (1e-13 relative at p = 1000). The sum over the windows is a float64
+    sum: its terms' rounding may show where they cancel, and it overflows where a term does,
+    even if the sum would not (gradients near 1e308). For p != 1 a window holding a NaN
+    gives NaN to all its elements; for p == 1 the gradient, ``sign(x)`` times the sum of the
+    covering windows' ``g``, reads no norm (NaN only at a NaN).
 
     Parameters
     ----------
@@ -345,6 +361,8 @@ def lp_pool_backward(
     array([ 5., 10.])
     >>> cypool.lp_pool_backward(np.ones(2), x, 2, (2,))
     array([ 0.6, -0.8,  0.6,  0.8])
+    >>> cypool.lp_pool_backward(np.ones((1, 1)), np.array([[1e200, 1e200]]), 2, (2,))
+    array([[0.70710678, 0.70710678]])
     """
     refuse_out_overlap(out, grad_output, x)
     x = as_array(x, "x", ORDER_DTYPES)
@@ -352,18 +370,26 @@ def lp_pool_backward(
     geometry = window_geometry(x.shape, kernel_size, stride, padding, dilation, axes, ceil_mode)
     check_num_threads(num_threads)
     g = check_grad_output(grad_output, geometry.out_shape)
-    x64 = x.astype(np.float64)
-    y = lp_pool(x64, p, kernel_size, stride, padding, dilation, axes=axes, ceil_mode=ceil_mode,
-                num_threads=num_threads)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = np.where(y > 0, g.astype(np.float64) * y ** (1.0 - p), 0.0)
-        ones = tuple(np.ones(a.out) for a in geometry.padded())
-        spread = _spread(scaled, geometry, x.shape, ones, None, num_threads)
-        factor = np.where(x64 != 0, np.sign(x64) * np.abs(x64) ** (p - 1.0), 0.0)
-    grad = spread * factor
+    # float32 keeps float16 and float32 x in range and exact; other x need float64.
+    small = (np.float16, np.float32)
+    compute = np.dtype(np.float32 if x.dtype in small and g.dtype in small else np.float64)
+    xk = kernel_input(x, compute)
+    if p == 1.0:
+        # The gradient sign(x) * (sum of g over the covering windows) reads no norm.
+        norms = np.broadcast_to(np.zeros((), np.float64), geometry.out_shape)
+    else:
+        # The norms in float64 whatever the dtypes: each pair's factor (|x| / y) ** (p - 1)
+        # carries y's relative error times p - 1 (a float32 y's would be 6e-5 at p = 1000), and
+        # a float32 norm overflows where the gradient does not.
+        norms = lp_over(xk if compute == np.float64 else x.astype(np.float64), geometry, p,
+                        None, num_threads)
     grad_input: NDArray[Any]
     (grad_input,) = result_arrays(x, out, [(x.shape, g.dtype)], ["out"], [g])
-    np.copyto(grad_input, grad, casting="unsafe")
+    # The kernel's per-window weights g * y ** (1 - p), for p != 1, 2 (left untouched else).
+    weights = allocate_like(x, geometry.out_shape, np.float64)
+    run_folded(_kernels.lp_spread, geometry.axes, [xk, kernel_input(g, compute), norms],
+               [grad_input, weights], [compute, np.dtype(np.float64)], num_threads,
+               *geometry.covers(), *geometry.taps(), geometry.windows(), p)
     return grad_input
 
 

@@ -118,9 +118,9 @@ cdef SpreadPlan _spread_plan(
     Py_ssize_t* gshape, Py_ssize_t* gstrides, Py_ssize_t* oshape, Py_ssize_t* ostrides,
     Py_ssize_t item, const int64_t[::1] cover0_ptr, const int64_t[::1] cover0_out,
     const int64_t[::1] cover1_ptr, const int64_t[::1] cover1_out,
-    const int64_t[:, ::1] taps2, const int64_t[:, ::1] windows,
-    const double[::1] w0, const double[::1] w1, const double[::1] w2, int num_threads,
+    const int64_t[:, ::1] taps2, const int64_t[:, ::1] windows, int num_threads,
 ):
+    """The gather's geometry, blocks and chunks; its weights are the caller's to set."""
     cdef SpreadPlan p
     cdef Py_ssize_t i, nrows, extent2, elements = SCRATCH_BYTES // sizeof(double), ochunk
     p.o2 = gshape[3]
@@ -132,10 +132,8 @@ cdef SpreadPlan _spread_plan(
     p.cover0_ptr, p.cover0_out = &cover0_ptr[0], &cover0_out[0]
     p.cover1_ptr, p.cover1_out = &cover1_ptr[0], &cover1_out[0]
     p.taps2 = &taps2[0, 0]
-    p.w0, p.w1, p.w2 = &w0[0], &w1[0], &w2[0]
-    p.uniform2 = True
-    for i in range(p.o2):
-        p.uniform2 = p.uniform2 and w2[i] == w2[0]
+    p.w0 = p.w1 = p.w2 = NULL
+    p.uniform2 = False
 
     extent2 = (p.k2 - 1) * p.d2 + 1 if p.k2 > 0 else 1
     nrows = oshape[0] * p.n0 * p.n1
@@ -318,14 +316,17 @@ def spread(
     w0[o0] * w1[o1] * w2[o2] * grad_output[o], summed in float64."""
     cdef SpreadPlan p = _spread_plan(grad_output.shape, grad_output.strides, grad_input.shape,
                                      grad_input.strides, sizeof(real_t), cover0_ptr, cover0_out,
-                                     cover1_ptr, cover1_out, taps2, windows, w0, w1, w2,
-                                     num_threads)
-    cdef Py_ssize_t k, obuf_bytes = _scratch_stride(p.obuf_len * p.block * sizeof(double))
+                                     cover1_ptr, cover1_out, taps2, windows, num_threads)
+    cdef Py_ssize_t k, i, obuf_bytes = _scratch_stride(p.obuf_len * p.block * sizeof(double))
     cdef Py_ssize_t stride = obuf_bytes + _scratch_stride(p.ibuf_len * p.block * sizeof(double))
     cdef char* scratch = <char*>malloc(stride * num_threads)
     cdef char* mine = NULL
     cdef const real_t* gp = &grad_output[0, 0, 0, 0, 0]
     cdef real_t* op = &grad_input[0, 0, 0, 0, 0]
+    p.w0, p.w1, p.w2 = &w0[0], &w1[0], &w2[0]
+    p.uniform2 = True
+    for i in range(p.o2):
+        p.uniform2 = p.uniform2 and w2[i] == w2[0]
     if scratch == NULL:
         raise MemoryError()
     try:
@@ -333,6 +334,405 @@ def spread(
             mine = scratch + stride * omp_get_thread_num()
             for k in prange(p.nitems, schedule="static"):
                 _spread_item(gp, op, &p, k, <double*>mine, <double*>(mine + obuf_bytes))
+    finally:
+        free(scratch)
+
+
+# ----------------------------------------------------------------------------------------------
+# LP backward: the gradient of each window's p-norm y = (sum |x|**p) ** (1/p) is, for each of its
+# taps, sign(x) * (|x| / y) ** (p - 1). Each pair (input element, covering window) is computed
+# in that form, whose ratio is at most 1: the factored form |x| ** (p - 1) * y ** (1 - p)
+# overflows or underflows at extreme magnitudes (1e200 ** 2) where the gradient does not. For
+# p != 1, 2 the factored form serves where its factors are normal floats (_lp_factored): it
+# takes a power per window and per element, the ratio form one per pair.
+
+from libc.float cimport DBL_MAX, DBL_MIN
+from libc.math cimport NAN, copysign, exp2, floor, frexp, ldexp
+
+
+cdef struct LpGrad:
+    # What the LP gather reads besides grad_output: the forward's input x and its float64 norms.
+    Py_ssize_t xs0, xs1, xs2, xs3, xs4
+    Py_ssize_t ys0, ys1, ys2, ys3, ys4
+    Py_ssize_t ws0, ws1, ws2, ws3, ws4   # the windows' weights g * y ** (1 - p) (p != 1, 2)
+    PowerKind kind      # POWER_ONE and POWER_TWO skip the power (see _lp_line)
+    double power        # p
+    double exponent     # p - 1
+    const Plan* fwd     # the forward's plan over x: rescans of windows (_lp_tiny_share)
+
+
+cdef inline double _ratio_power(double g, double ax, double y, double e) noexcept nogil:
+    """g * (ax / y) ** e for 0 < ax <= y, -1 < e. Where ax / y falls below DBL_MIN (mixed
+    magnitudes such as 1e-200 beside 1e200), its rounding in the subnormal range, or to 0,
+    would be carried into a result that for e < 1 is much larger than the ratio: then the
+    mantissas' ratio is raised instead, the exponents' difference t = (ex - ey) * e enters
+    as exp2 of its fraction (relative error about |t| * 2**-53) and ldexp of its integer
+    part, applied last so that g's product overflows or underflows only where the result does
+    (1e-316 beside 1e300 at p = 0.5 gives factors beyond DBL_MAX). For e >= 1 the result is
+    below g * DBL_MIN anyway, and pow's is as accurate as it can be."""
+    cdef double r = ax / y
+    cdef int ex, ey
+    cdef double mx, my, t, k
+    if not (r < DBL_MIN) or e >= 1.0 or y == INFINITY:
+        return g * pow(r, e)
+    mx = frexp(ax, &ex)
+    my = frexp(y, &ey)
+    t = <double>(ex - ey) * e
+    k = floor(t)
+    return ldexp(g * pow(mx / my, e) * exp2(t - k), <int>k)
+
+
+cdef inline double _lp_two(double g, double ax, double y) noexcept nogil:
+    """One pair's share g * ax / y for p == 2. A zero window (y == 0, so ax == 0) divides by
+    1, not 0 / 0: a select, which keeps the loops over pairs vectorised."""
+    return g * (ax / (y if y != 0.0 else 1.0))
+
+
+cdef inline double _lp_general(double g, double ax, double y, double e) noexcept nogil:
+    """One pair's share g * (ax / y) ** e of the gradient (sign apart), e = p - 1, for ax = |x|
+    of a tap of a window of norm y >= ax: 0 for ax == 0, NaN for a NaN norm."""
+    if ax == 0.0:
+        return _lp_two(g, ax, y)
+    return _ratio_power(g, ax, y, e)
+
+
+cdef inline bint _normal(double v) noexcept nogil:
+    """Whether |v| is a normal float (NaN is not)."""
+    return (fabs(v) >= DBL_MIN) & (fabs(v) <= DBL_MAX)
+
+
+cdef inline double _lp_weight(double g, double y, double e) noexcept nogil:
+    """g * y ** -e: a window's half of its pairs' shares in the factored form
+    (g * y ** -e) * ax ** e, or NaN where that form could lose accuracy (y ** -e, or the
+    product unless 0, outside the normal floats; a zero or NaN y): its pairs then take the
+    ratio form (_lp_factored)."""
+    cdef double q = pow(y, -e), w = g * q
+    if not _normal(q) or (w != 0.0 and not _normal(w)):
+        return NAN
+    return w
+
+
+cdef inline double _lp_factor(double ax, double e) noexcept nogil:
+    """ax ** e, an element's half of the factored form: 0 for ax == 0, NaN outside the normal
+    floats."""
+    cdef double a
+    if ax == 0.0:
+        return 0.0
+    a = pow(ax, e)
+    return a if _normal(a) else NAN
+
+
+cdef inline double _lp_factored(double w, double a, double g, double ax, double y,
+                                double e) noexcept nogil:
+    """A pair's share for p != 1, 2: w * a (_lp_weight, _lp_factor) where both are normal,
+    which rounds like g * (ax / y) ** e but takes one power per window and one per element
+    instead of one per pair; else (a NaN) the ratio form _lp_general."""
+    cdef double t = w * a
+    return t if t == t else _lp_general(g, ax, y, e)
+
+
+cdef inline int _tiny(double y) noexcept nogil:
+    """Whether a norm is subnormal: its float64 value keeps fewer than 53 bits (2**-1075 / y
+    relative), which a pair's factor (|x| / y) ** (p - 1) would carry."""
+    return (y < DBL_MIN) & (y > 0.0)
+
+
+cdef inline int _lp_line(double* acc, const double* ax, const double* fa, Py_ssize_t s,
+                         const real_t* g, Py_ssize_t gs, const double* y, Py_ssize_t ys,
+                         const double* w, Py_ssize_t ws, Py_ssize_t n, PowerKind kind,
+                         double e) noexcept nogil:
+    """acc[i * s] += g[i * gs] * (ax[i * s] / y[i * ys]) ** e for i < n: the pairs of one tap
+    of n windows along a channels-first line, s their stride (for p != 1, 2 from the factors
+    fa and weights w, _lp_factored). Unit strides for g and y and the strides 1 and 2 of the
+    windows have loops of their own, which gcc vectorises. Returns whether a norm read was
+    _tiny (p == 1 reads none)."""
+    cdef Py_ssize_t i
+    cdef int tiny = 0
+    if kind == POWER_ONE:
+        if gs == 1 and s == 1:
+            for i in range(n):
+                acc[i] += <double>g[i]
+        elif gs == 1 and s == 2:
+            for i in range(n):
+                acc[2 * i] += <double>g[i]
+        else:
+            for i in range(n):
+                acc[i * s] += <double>g[i * gs]
+    elif kind == POWER_TWO:
+        if gs == 1 and ys == 1 and s == 1:
+            for i in range(n):
+                acc[i] += _lp_two(<double>g[i], ax[i], y[i])
+                tiny = tiny | _tiny(y[i])
+        elif gs == 1 and ys == 1 and s == 2:
+            for i in range(n):
+                acc[2 * i] += _lp_two(<double>g[i], ax[2 * i], y[i])
+                tiny = tiny | _tiny(y[i])
+        else:
+            for i in range(n):
+                acc[i * s] += _lp_two(<double>g[i * gs], ax[i * s], y[i * ys])
+                tiny = tiny | _tiny(y[i * ys])
+    else:
+        for i in range(n):
+            acc[i * s] += _lp_factored(w[i * ws], fa[i * s], <double>g[i * gs], ax[i * s],
+                                       y[i * ys], e)
+            tiny = tiny | _tiny(y[i * ys])
+    return tiny
+
+
+cdef inline int _lp_lanes(double* acc, const double* ax, const double* fa, const real_t* g,
+                          Py_ssize_t gs, const double* y, Py_ssize_t ys, const double* w,
+                          Py_ssize_t ws, Py_ssize_t nc, PowerKind kind, double e) noexcept nogil:
+    """_lp_line over the nc lanes of one tap of one window (channels-last)."""
+    cdef Py_ssize_t c
+    cdef int tiny = 0
+    if kind == POWER_TWO and gs == 1 and ys == 1:
+        for c in range(nc):
+            acc[c] += _lp_two(<double>g[c], ax[c], y[c])
+            tiny = tiny | _tiny(y[c])
+        return tiny
+    return _lp_line(acc, ax, fa, 1, g, gs, y, ys, w, ws, nc, kind, e)
+
+
+cdef double _lp_tiny_share(const real_t* x, const Plan* f, const Item* it, Py_ssize_t i2,
+                           Py_ssize_t c, double g, double ax, const LpGrad* q) noexcept nogil:
+    """A pair's share g * (ax / y) ** (p - 1) for a window (i2 of lane c of `it`, in the
+    forward's plan f) whose norm y is _tiny, from the window itself: y = m * root with m its
+    largest |x| and root normal, so ax / m (at least 2**-52) and the factor keep every bit."""
+    cdef double m, root, r
+    if ax == 0.0:
+        return g * 0.0
+    m = _lp_taps(x, f, it, i2, c, 0.0, q.kind, q.power)
+    root = _lp_taps(x, f, it, i2, c, m, q.kind, q.power)
+    if q.kind == POWER_TWO:
+        return g * ((ax / m) / sqrt(root))
+    r = (ax / m) / pow(root, 1.0 / q.power)
+    return g * pow(r, q.exponent)
+
+
+cdef void _lp_exact_line(double* acc, const double* ax, const double* fa, Py_ssize_t s,
+                         const real_t* g, Py_ssize_t gs, Py_ssize_t gs4, const double* y,
+                         Py_ssize_t ys, Py_ssize_t ys4, const double* w, Py_ssize_t ws,
+                         Py_ssize_t ws4, Py_ssize_t n, Py_ssize_t nc, const real_t* x,
+                         const LpGrad* q, const Item* it, Py_ssize_t i2) noexcept nogil:
+    """The pairs of _lp_line (nc == 1) or of n calls of _lp_lanes, windows i2 to i2 + n - 1,
+    one by one: the same additions in the same order, except that windows of a _tiny norm
+    give their _lp_tiny_share."""
+    cdef Py_ssize_t i, c, at
+    cdef double gv, yv
+    for i in range(n):
+        for c in range(nc):
+            at = i * s + c
+            gv = <double>g[i * gs + c * gs4]
+            yv = y[i * ys + c * ys4]
+            if _tiny(yv):
+                acc[at] += _lp_tiny_share(x, q.fwd, it, i2 + i, c, gv, ax[at], q)
+            elif q.kind == POWER_TWO:
+                acc[at] += _lp_two(gv, ax[at], yv)
+            else:
+                acc[at] += _lp_factored(w[i * ws + c * ws4], fa[at], gv, ax[at], yv,
+                                        q.exponent)
+
+
+cdef inline double _sign(double v) noexcept nogil:
+    """1, -1, or v itself for a zero or a NaN; selects, not branches, so that loops of it
+    vectorise (a branch on random signs took 40% of the p == 1 gather)."""
+    return copysign(1.0, v) if (v != 0.0) & (v == v) else v
+
+
+cdef inline void _abs_line(double* dst, const real_t* src, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    """dst[i] = |src[i * s]| in float64."""
+    cdef Py_ssize_t i
+    if s == 1:
+        for i in range(n):
+            dst[i] = fabs(<double>src[i])
+    else:
+        for i in range(n):
+            dst[i] = fabs(<double>src[i * s])
+
+
+cdef inline void _signed_store(real_t* dst, Py_ssize_t ds, const real_t* x, Py_ssize_t xs,
+                               const double* acc, Py_ssize_t n) noexcept nogil:
+    """dst[i * ds] = sign(x[i * xs]) * acc[i]."""
+    cdef Py_ssize_t i
+    if ds == 1 and xs == 1:
+        for i in range(n):
+            dst[i] = <real_t>(_sign(<double>x[i]) * acc[i])
+    else:
+        for i in range(n):
+            dst[i * ds] = <real_t>(_sign(<double>x[i * xs]) * acc[i])
+
+
+cdef int _lp_pass(const real_t* x, const real_t* g, const double* y, const double* w,
+                  const SpreadPlan* p, const LpGrad* q, Item* it, Py_ssize_t p0, Py_ssize_t p1,
+                  Py_ssize_t nc, Py_ssize_t pa, Py_ssize_t pb, double* acc, const double* ax,
+                  const double* fa, bint exact) noexcept nogil:
+    """acc = the pairs' sums of the chunk [pa, pb) of input row (it.b, p0, p1) and lanes
+    [it.c0, it.c0 + nc), in the order of the covering rows, then of the taps along axis 2:
+    with _lp_line and _lp_lanes, or with _lp_exact_line when `exact`. Returns whether a norm
+    read was _tiny."""
+    cdef Py_ssize_t a, e, j, i, off, ilo, ihi, at
+    cdef const real_t* grow
+    cdef const double* yrow
+    cdef const double* wrow
+    cdef int tiny = 0
+    for i in range((pb - pa) * nc):
+        acc[i] = 0.0
+    for a in range(p.cover0_ptr[p0], p.cover0_ptr[p0 + 1]):
+        it.i0 = p.cover0_out[a]
+        for e in range(p.cover1_ptr[p1], p.cover1_ptr[p1 + 1]):
+            it.i1 = p.cover1_out[e]
+            grow = g + it.b * p.gs0 + it.i0 * p.gs1 + it.i1 * p.gs2 + it.c0 * p.gs4
+            yrow = y + it.b * q.ys0 + it.i0 * q.ys1 + it.i1 * q.ys2 + it.c0 * q.ys4
+            wrow = w + it.b * q.ws0 + it.i0 * q.ws1 + it.i1 * q.ws2 + it.c0 * q.ws4
+            for j in range(p.k2):
+                # Tap j of window i2 sits at i2 * s2 + off: the windows whose tap j is in [pa, pb).
+                off = j * p.d2 - p.pad2
+                ilo = max(0, -_floor_div(off - pa, p.s2))
+                ihi = min(p.o2, _floor_div(pb - 1 - off, p.s2) + 1)
+                at = (ilo * p.s2 + off - pa) * nc
+                if ilo >= ihi:
+                    continue
+                if exact:
+                    _lp_exact_line(acc + at, ax + at, fa + at, p.s2 * nc, grow + ilo * p.gs3,
+                                   p.gs3, p.gs4, yrow + ilo * q.ys3, q.ys3, q.ys4,
+                                   wrow + ilo * q.ws3, q.ws3, q.ws4, ihi - ilo, nc, x, q, it,
+                                   ilo)
+                elif nc == 1:
+                    tiny = tiny | _lp_line(acc + at, ax + at, fa + at, p.s2, grow + ilo * p.gs3,
+                                           p.gs3, yrow + ilo * q.ys3, q.ys3, wrow + ilo * q.ws3,
+                                           q.ws3, ihi - ilo, q.kind, q.exponent)
+                else:
+                    for i in range(ilo, ihi):
+                        tiny = tiny | _lp_lanes(acc + at, ax + at, fa + at, grow + i * p.gs3,
+                                                p.gs4, yrow + i * q.ys3, q.ys4,
+                                                wrow + i * q.ws3, q.ws4, nc, q.kind,
+                                                q.exponent)
+                        at += p.s2 * nc
+    return tiny
+
+
+cdef void _lp_spread_item(const real_t* x, const real_t* g, const double* y, const double* w,
+                          real_t* gin, const SpreadPlan* p, const LpGrad* q, Py_ssize_t k,
+                          double* acc, double* ax, double* fa) noexcept nogil:
+    """grad_input of item k (one input row (b, p0, p1), one inner block, one chunk [pa, pb) of
+    axis 2): per element, the sum of its pairs over the covering windows (_lp_pass), times
+    sign(x). ax holds the chunk's |x| in float64, laid out as acc: (position, lane), and fa
+    (p != 1, 2) their _lp_factor. An item
+    that read a _tiny norm is summed again by the exact pass, which changes only the pairs of
+    those windows: so no result depends on how the items divide the work."""
+    cdef Py_ssize_t ch, cb, p0, p1, nc, pa, pb, i
+    cdef const real_t* xrow
+    cdef real_t* dst
+    cdef bint xflat, oflat
+    cdef Item it
+    ch = _pop_digit(&k, p.nchunks)
+    cb = _pop_digit(&k, p.nblocks)
+    p1 = _pop_digit(&k, p.n1)
+    p0 = _pop_digit(&k, p.n0)
+    it.b = k
+    it.c0 = cb * p.block
+    nc = min(p.block, p.inner - it.c0)
+    pa = ch * p.pchunk
+    pb = min(pa + p.pchunk, p.n2)
+    xrow = x + it.b * q.xs0 + p0 * q.xs1 + p1 * q.xs2 + it.c0 * q.xs4
+    # The chunk's (position, lane) elements as one line where the strides allow.
+    xflat = nc == 1 or (q.xs4 == 1 and q.xs3 == nc)
+    oflat = nc == 1 or (p.os4 == 1 and p.os3 == nc)
+    if q.kind != POWER_ONE and xflat:
+        _abs_line(ax, xrow + pa * q.xs3, (pb - pa) * nc, q.xs3 if nc == 1 else 1)
+    elif q.kind != POWER_ONE:
+        for i in range(pb - pa):
+            _abs_line(ax + i * nc, xrow + (pa + i) * q.xs3, nc, q.xs4)
+    if q.kind == POWER_GENERAL:
+        for i in range((pb - pa) * nc):
+            fa[i] = _lp_factor(ax[i], q.exponent)
+    if _lp_pass(x, g, y, w, p, q, &it, p0, p1, nc, pa, pb, acc, ax, fa, False):
+        _lp_pass(x, g, y, w, p, q, &it, p0, p1, nc, pa, pb, acc, ax, fa, True)
+    dst = gin + it.b * p.os0 + p0 * p.os1 + p1 * p.os2 + it.c0 * p.os4
+    if xflat and oflat:
+        _signed_store(dst + pa * p.os3, p.os3 if nc == 1 else 1, xrow + pa * q.xs3,
+                      q.xs3 if nc == 1 else 1, acc, (pb - pa) * nc)
+    else:
+        for i in range(pa, pb):
+            _signed_store(dst + i * p.os3, p.os4, xrow + i * q.xs3, q.xs4, acc + (i - pa) * nc,
+                          nc)
+
+
+def lp_spread(
+    const real_t[:, :, :, :, :] x,
+    const real_t[:, :, :, :, :] grad_output,
+    const double[:, :, :, :, :] norms,
+    real_t[:, :, :, :, :] grad_input,
+    double[:, :, :, :, :] weights,
+    const int64_t[::1] cover0_ptr,
+    const int64_t[::1] cover0_out,
+    const int64_t[::1] cover1_ptr,
+    const int64_t[::1] cover1_out,
+    const int64_t[:, ::1] taps0,
+    const int64_t[:, ::1] taps1,
+    const int64_t[:, ::1] taps2,
+    const int64_t[:, ::1] windows,
+    double norm_type,
+    int num_threads,
+):
+    """grad_input[t] = sign(x[t]) * sum over the windows o holding t of
+    grad_output[o] * (|x[t]| / norms[o]) ** (norm_type - 1), summed in float64, with norms the
+    p-norms of x's windows (lp_pool's, in float64) and 0 for a zero window. The forward's tap
+    tables serve the windows whose norm is subnormal, which are rescanned. For p != 1, 2 a
+    first pass writes each window's _lp_weight into `weights` (grad_output's shape)."""
+    cdef SpreadPlan p = _spread_plan(grad_output.shape, grad_output.strides, grad_input.shape,
+                                     grad_input.strides, sizeof(real_t), cover0_ptr, cover0_out,
+                                     cover1_ptr, cover1_out, taps2, windows, num_threads)
+    cdef Plan f = _make_plan(x.shape, x.strides, sizeof(real_t), grad_output.shape,
+                             grad_output.strides, sizeof(real_t), taps0, taps1, taps2, windows,
+                             sizeof(double), num_threads)
+    cdef LpGrad q
+    cdef Py_ssize_t i, k, half = _scratch_stride(p.pchunk * p.block * sizeof(double))
+    cdef Py_ssize_t stride = 3 * half
+    cdef Py_ssize_t o0 = grad_output.shape[1], o1 = grad_output.shape[2]
+    cdef Py_ssize_t b, i0, i1, i2, c
+    cdef Py_ssize_t item = sizeof(real_t), wide = sizeof(double)
+    cdef char* scratch
+    cdef char* mine = NULL
+    cdef const real_t* xp = &x[0, 0, 0, 0, 0]
+    cdef const real_t* gp = &grad_output[0, 0, 0, 0, 0]
+    cdef const double* yp = &norms[0, 0, 0, 0, 0]
+    cdef const double* wp = &weights[0, 0, 0, 0, 0]
+    cdef real_t* op = &grad_input[0, 0, 0, 0, 0]
+    q.xs0, q.xs1, q.xs2, q.xs3, q.xs4 = [x.strides[i] // item for i in range(5)]
+    q.ys0, q.ys1, q.ys2, q.ys3, q.ys4 = [norms.strides[i] // wide for i in range(5)]
+    q.ws0, q.ws1, q.ws2, q.ws3, q.ws4 = [weights.strides[i] // wide for i in range(5)]
+    q.fwd = &f
+    q.power = norm_type
+    q.exponent = norm_type - 1.0
+    q.kind = POWER_GENERAL
+    if norm_type == 1.0:
+        q.kind = POWER_ONE
+    elif norm_type == 2.0:
+        q.kind = POWER_TWO
+    scratch = <char*>malloc(stride * num_threads)
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            if q.kind == POWER_GENERAL:
+                # One power per window here and one per element in the items, instead of one
+                # per pair (2.0 instead of 3.6 million for float32 (8, 64, 56, 56) 3x3/2): at
+                # p = 3, 1 thread, the gather took 24 ms instead of 40 (the whole backward 50
+                # instead of 68, as much as the NumPy backward before the ratio form).
+                for k in prange(grad_output.shape[0] * o0 * o1, schedule="static",
+                                num_threads=num_threads):
+                    b, i0, i1 = k // (o0 * o1), k // o1 % o0, k % o1
+                    for i2 in range(p.o2):
+                        for c in range(p.inner):
+                            weights[b, i0, i1, i2, c] = _lp_weight(
+                                <double>grad_output[b, i0, i1, i2, c], norms[b, i0, i1, i2, c],
+                                q.exponent)
+            with parallel(num_threads=num_threads):
+                mine = scratch + stride * omp_get_thread_num()
+                for k in prange(p.nitems, schedule="static"):
+                    _lp_spread_item(xp, gp, yp, wp, op, &p, &q, k, <double*>mine,
+                                    <double*>(mine + half), <double*>(mine + 2 * half))
     finally:
         free(scratch)
 

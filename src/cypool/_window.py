@@ -311,6 +311,15 @@ def lp_pool(
     Padding contributes nothing, and negative inputs never give NaN (equal to PyTorch's
     ``lp_pool`` for non-negative inputs without ceil-mode partial windows).
 
+    The result is the true p-norm for every finite input and p, to within a few roundings:
+    no ``|x| ** p`` overflows or underflows into it. The
+    sums are taken in float64, and a window whose sum left the range where it is accurate
+    (it overflowed, or for p != 1 fell below ``2 ** -960``) is recomputed scaled by its
+    largest ``|x|`` as ``hypot`` does: the 2-norm of ``[1e200, 1e200]`` is
+    ``hypot(1e200, 1e200)``, not inf, and the 1000-norm of ``[2, 3]`` is 3. A window holding
+    a NaN gives NaN, one holding an inf (and no NaN) inf; the result is inf also where the
+    true norm exceeds the result dtype's range (float32 ``[3e38, 3e38]``).
+
     Parameters
     ----------
     x : array_like
@@ -349,6 +358,8 @@ def lp_pool(
     >>> cypool.lp_pool(x, 1, (2, 2))
     array([[[[10., 18.],
              [42., 50.]]]])
+    >>> cypool.lp_pool(np.array([1e200, -1e200, 2., 3.]), 2, (2,))
+    array([1.41421356e+200, 3.60555128e+000])
     """
     refuse_out_overlap(out, x)
     x = as_array(x, "x", ORDER_DTYPES)

@@ -21,7 +21,7 @@
 
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, pow, sqrt
+from libc.math cimport INFINITY, fabs, pow, sqrt
 from libc.stdint cimport (
     int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
 )
@@ -71,6 +71,16 @@ cdef enum PowerKind:
     POWER_ONE = 1       # lp, p == 1: sum |x|
     POWER_TWO = 2       # lp, p == 2: sum x*x
     POWER_GENERAL = 3   # lp: sum |x|**p
+
+cdef extern from *:
+    # Below this, a window's float64 sum of |x|**p may have lost accuracy to underflow: terms
+    # under DBL_MIN are subnormal or 0, each off by up to 2**-1075 (half the smallest
+    # subnormal), so a sum S of n terms is off by at most n * 2**-1075 / S relatively: from
+    # S >= 2**-960 on, n * 2**-115, below float64 rounding for any window of under 2**62 taps.
+    """
+    #define CYPOOL_LP_TINY 0x1p-960
+    """
+    double CYPOOL_LP_TINY
 
 
 cdef struct Plan:
@@ -395,13 +405,25 @@ cdef inline void _line_add(double* dst, const real_t* src, Py_ssize_t n, Py_ssiz
     if assign:
         for i in range(n):
             dst[i] = 0.0
+    # Contiguous lines of p == 1 and 2 have loops of their own: whether gcc versioned the
+    # strided loop for s == 1 changed with the code around it (the LP rescan made float32
+    # NCHW (8, 64, 56, 56) 3x3/2 p == 2 7% slower, its row pass loading floats one by one;
+    # with these loops p == 1 takes 1.1 ms instead of 1.4 and p == 2 1.15 instead of 1.2).
     if kind == POWER_NONE:
         for i in range(n):
             dst[i] += <double>src[i * s]
+    elif kind == POWER_ONE and s == 1:
+        for i in range(n):
+            v = <double>src[i]
+            dst[i] += v if v >= 0 else -v
     elif kind == POWER_ONE:
         for i in range(n):
             v = <double>src[i * s]
             dst[i] += v if v >= 0 else -v
+    elif kind == POWER_TWO and s == 1:
+        for i in range(n):
+            v = <double>src[i]
+            dst[i] += v * v
     elif kind == POWER_TWO:
         for i in range(n):
             v = <double>src[i * s]
@@ -493,20 +515,21 @@ cdef inline bint _window_avg(real_t* o, const double* b, Py_ssize_t n, Py_ssize_
     return True
 
 
-cdef inline void _window_sum(real_t* o, Py_ssize_t os, const double* b, Py_ssize_t n,
+cdef inline bint _window_sum(real_t* o, Py_ssize_t os, const double* b, Py_ssize_t n,
                              Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, PowerKind kind,
                              double power, double scale, const double* inv, bint per_element,
                              double* acc) noexcept nogil:
     """The column pass of the sum kernels: o[i * os] = finish(sum over j < k of b[i * s + j * d])
-    with finish the average (inverse divisor inv[i], or inv[0] for every i) or the p-th root."""
+    with finish the average (inverse divisor inv[i], or inv[0] for every i) or the p-th root.
+    The sums stay in acc; returns _finish's flag."""
     cdef Py_ssize_t i, j
     if kind == POWER_NONE and os == 1 and _window_avg(o, b, n, k, s, d, scale, inv, per_element):
-        return
+        return False
     for i in range(n):
         acc[i] = b[i * s]
     for j in range(1, k):
         _line_sum(acc, b + j * d, n, s)
-    _finish(o, os, acc, n, kind, power, scale, inv, 1 if per_element else 0)
+    return _finish(o, os, acc, n, kind, power, scale, inv, 1 if per_element else 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1099,11 +1122,27 @@ def max_pool_with_indices(
 # ----------------------------------------------------------------------------------------------
 # Sums: avg and LP
 
-cdef inline void _finish(real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize_t n,
+cdef inline bint _lp_unsafe(double total, PowerKind kind) noexcept nogil:
+    """Whether an LP window's float64 sum of |x| ** p may be inaccurate: it overflowed, or
+    (p != 1) it lies below CYPOOL_LP_TINY, where terms may have underflowed. For p == 1 the
+    terms are the |x| themselves, exact. A NaN sum (a NaN in the window) is left as it is."""
+    if kind == POWER_ONE:
+        return total == INFINITY
+    return (total == INFINITY) | (total < CYPOOL_LP_TINY)
+
+
+cdef inline bint _finish(real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize_t n,
                          PowerKind kind, double power, double scale, const double* inv,
                          Py_ssize_t inv_step) noexcept nogil:
-    """dst[i * ds] = window sums turned into averages (times the inverse divisors) or p-norms."""
+    """dst[i * ds] = window sums turned into averages (times the inverse divisors) or p-norms.
+
+    Returns whether an LP sum was _lp_unsafe: the caller then redoes those windows with
+    _lp_rescan. The flag is an OR beside each root, and contiguous results (ds == 1, both
+    layouts' common case) have loops of their own: whether gcc vectorised the strided loops
+    for ds == 1 changed with the code around them (p == 1 channels-last float32 went 8%
+    slower, p == 2 channels-first float64 30% faster, by chance)."""
     cdef Py_ssize_t i
+    cdef int unsafe = 0
     if kind == POWER_NONE:
         if ds == 1 and inv_step == 1:
             for i in range(n):
@@ -1111,15 +1150,86 @@ cdef inline void _finish(real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize
         else:
             for i in range(n):
                 dst[i * ds] = <real_t>(acc[i] * (scale * inv[i * inv_step]))
-    elif kind == POWER_ONE:
+    elif ds == 1 and kind == POWER_ONE:
         for i in range(n):
-            dst[i * ds] = <real_t>acc[i]
-    elif kind == POWER_TWO:
+            dst[i] = <real_t>_lp_root(acc[i], POWER_ONE, power)
+            unsafe = unsafe | _lp_unsafe(acc[i], POWER_ONE)
+    elif ds == 1 and kind == POWER_TWO:
         for i in range(n):
-            dst[i * ds] = <real_t>sqrt(acc[i])
+            dst[i] = <real_t>_lp_root(acc[i], POWER_TWO, power)
+            unsafe = unsafe | _lp_unsafe(acc[i], POWER_TWO)
     else:
         for i in range(n):
-            dst[i * ds] = <real_t>pow(acc[i], 1.0 / power)
+            dst[i * ds] = <real_t>_lp_root(acc[i], kind, power)
+            unsafe = unsafe | _lp_unsafe(acc[i], kind)
+    return unsafe
+
+
+cdef inline double _lp_root(double total, PowerKind kind, double power) noexcept nogil:
+    """total ** (1 / p)."""
+    if kind == POWER_ONE:
+        return total
+    elif kind == POWER_TWO:
+        return sqrt(total)
+    return pow(total, 1.0 / power)
+
+
+cdef inline double _lp_term(double r, PowerKind kind, double power) noexcept nogil:
+    """r ** p for 0 <= r <= 1."""
+    if kind == POWER_ONE:
+        return r
+    elif kind == POWER_TWO:
+        return r * r
+    return pow(r, power)
+
+
+cdef double _lp_taps(const real_t* x, const Plan* p, const Item* it, Py_ssize_t i2,
+                     Py_ssize_t c, double m, PowerKind kind, double power) noexcept nogil:
+    """Over the in-bounds taps of window i2 (along axis 2) of lane c of the item: the largest
+    |x| when m is 0, else the sum of (|x| / m) ** p, in row-major tap order."""
+    cdef const int64_t* t0 = p.taps0 + 2 * it.i0
+    cdef const int64_t* t1 = p.taps1 + 2 * it.i1
+    cdef const int64_t* t2 = p.taps2 + 2 * i2
+    cdef const real_t* base = x + it.b * p.xs0 + (it.c0 + c) * p.xs4 + t2[0] * p.xs3
+    cdef const real_t* src
+    cdef Py_ssize_t a, e, g
+    cdef double total = 0.0, v
+    for a in range(t0[1]):
+        for e in range(t1[1]):
+            src = base + (t0[0] + a * p.d0) * p.xs1 + (t1[0] + e * p.d1) * p.xs2
+            for g in range(t2[1]):
+                v = fabs(<double>src[g * p.d2 * p.xs3])
+                if m == 0.0:
+                    total = v if v > total else total
+                else:
+                    total += _lp_term(v / m, kind, power)
+    return total
+
+
+cdef double _lp_window(const real_t* x, const Plan* p, const Item* it, Py_ssize_t i2,
+                       Py_ssize_t c, PowerKind kind, double power) noexcept nogil:
+    """The p-norm of window i2 of lane c of the item, scaled by its largest |x| = m as hypot
+    and LAPACK's nrm2 do: m * (sum of (|x| / m) ** p) ** (1 / p). Every term is at most 1
+    and the largest is 1, so nothing overflows or underflows that the result does not."""
+    cdef double m = _lp_taps(x, p, it, i2, c, 0.0, kind, power)
+    if m == 0.0 or m == INFINITY:
+        return m
+    return m * _lp_root(_lp_taps(x, p, it, i2, c, m, kind, power), kind, power)
+
+
+cdef void _lp_rescan(const real_t* x, const Plan* p, const Item* it, Py_ssize_t i2,
+                     bint along2, real_t* dst, Py_ssize_t ds, const double* acc, Py_ssize_t n,
+                     PowerKind kind, double power) noexcept nogil:
+    """Redo with _lp_window the results dst[i * ds] whose sums acc[i] were _lp_unsafe: outputs
+    i2 + i of the item's lane 0 (along2, channels-first lines), else output i2 of lane i.
+    Only these windows are redone, so a result never depends on how items split the work."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if _lp_unsafe(acc[i], kind):
+            if along2:
+                dst[i * ds] = <real_t>_lp_window(x, p, it, i2 + i, 0, kind, power)
+            else:
+                dst[i * ds] = <real_t>_lp_window(x, p, it, i2, i, kind, power)
 
 
 cdef inline void _taps_avg(real_t* o, const real_t** taps, Py_ssize_t ntaps, Py_ssize_t n,
@@ -1188,7 +1298,8 @@ cdef void _sum_direct(const real_t* x, real_t* out, const Plan* p, const Item* i
                     _line_add(acc, src + (t2[0] + g * p.d2) * p.xs3, it.nc, p.xs4, kind, power,
                               first)
                     first = False
-        _finish(o + i2 * p.os3, p.os4, acc, it.nc, kind, power, scale, inv2 + i2, 0)
+        if _finish(o + i2 * p.os3, p.os4, acc, it.nc, kind, power, scale, inv2 + i2, 0):
+            _lp_rescan(x, p, it, i2, False, o + i2 * p.os3, p.os4, acc, it.nc, kind, power)
 
 
 cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
@@ -1255,17 +1366,21 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
             for j in range(1, t2[1]):
                 total += row[j * p.d2]
             acc[i2] = total
-        _finish(o, p.os3, acc, no, kind, power, scale, inv2 + it.i2a, 1)
+        if _finish(o, p.os3, acc, no, kind, power, scale, inv2 + it.i2a, 1):
+            _lp_rescan(x, p, it, it.i2a, True, o, p.os3, acc, no, kind, power)
     elif p.k2 == 0:
         for i2 in range(no):
             t2 = p.taps2 + 2 * (it.i2a + i2)
-            _window_sum(o + i2 * p.os3, p.os4, buf + (t2[0] - it.lo) * nc, nc, t2[1], 1,
-                        p.d2 * nc, kind, power, scale, inv2 + it.i2a + i2, False, acc)
+            if _window_sum(o + i2 * p.os3, p.os4, buf + (t2[0] - it.lo) * nc, nc, t2[1], 1,
+                           p.d2 * nc, kind, power, scale, inv2 + it.i2a + i2, False, acc):
+                _lp_rescan(x, p, it, it.i2a + i2, False, o + i2 * p.os3, p.os4, acc, nc, kind,
+                           power)
     elif nc == 1:
         # One divisor for the whole line (count_include_pad without overhang) spares the column
         # pass a load and a multiply per output: avg 3x3/1 NCHW 4-6% faster.
-        _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a,
-                    not p.uniform2, acc)
+        if _window_sum(o, p.os3, buf, no, p.k2, p.s2, p.d2, kind, power, scale, inv2 + it.i2a,
+                       not p.uniform2, acc):
+            _lp_rescan(x, p, it, it.i2a, True, o, p.os3, acc, no, kind, power)
     elif kind == POWER_NONE and p.s2 == 1 and p.os4 == 1 and p.os3 == nc:
         # Stride 1 into contiguous (position, channel) rows: one fused pass per run of outputs
         # that share a divisor (the interior is one run), instead of a call per position.
@@ -1282,8 +1397,10 @@ cdef void _sum_item(const real_t* x, real_t* out, const Plan* p, const Item* it,
             i2 = j
     else:
         for i2 in range(no):
-            _window_sum(o + i2 * p.os3, p.os4, buf + i2 * p.s2 * nc, nc, p.k2, 1, p.d2 * nc, kind,
-                        power, scale, inv2 + it.i2a + i2, False, acc)
+            if _window_sum(o + i2 * p.os3, p.os4, buf + i2 * p.s2 * nc, nc, p.k2, 1, p.d2 * nc,
+                           kind, power, scale, inv2 + it.i2a + i2, False, acc):
+                _lp_rescan(x, p, it, it.i2a + i2, False, o + i2 * p.os3, p.os4, acc, nc, kind,
+                           power)
 
 
 cdef _sum_pool(

@@ -63,6 +63,23 @@ def spread(
     w2: NDArray[np.float64],
     num_threads: int,
 ) -> None: ...
+def lp_spread(
+    x: NDArray[np.floating],
+    grad_output: NDArray[np.floating],
+    norms: NDArray[np.float64],
+    grad_input: NDArray[np.floating],
+    weights: NDArray[np.float64],
+    cover0_ptr: NDArray[np.int64],
+    cover0_out: NDArray[np.int64],
+    cover1_ptr: NDArray[np.int64],
+    cover1_out: NDArray[np.int64],
+    taps0: NDArray[np.int64],
+    taps1: NDArray[np.int64],
+    taps2: NDArray[np.int64],
+    windows: NDArray[np.int64],
+    norm_type: float,
+    num_threads: int,
+) -> None: ...
 def scatter_add(
     grad_output: NDArray[np.floating],
     indices: NDArray[np.int64],

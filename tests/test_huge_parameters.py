@@ -51,8 +51,8 @@ def axis_windows(n, k, s, d, pb, pa, ceil_mode):
 
 
 def reference(x, axes_params, ceil_mode, g):
-    """max, argmax, avg (count_include_pad True and False), 2-norm, and the avg and max
-    gradients of grad_output g, pooling the last len(axes_params) axes of x (float64)."""
+    """max, argmax, avg (count_include_pad True and False), 2-norm, and the avg, max and
+    2-norm gradients of grad_output g, pooling the last len(axes_params) axes of x (float64)."""
     per_axis = [axis_windows(x.shape[x.ndim - len(axes_params) + a], *p, ceil_mode)
                 for a, p in enumerate(axes_params)]
     if any(w is None for w in per_axis):
@@ -64,6 +64,7 @@ def reference(x, axes_params, ceil_mode, g):
     res["idx"] = np.zeros(out_shape, np.int64)
     res["avg_bwd"] = np.zeros(x.shape)
     res["max_bwd"] = np.zeros(x.shape)
+    res["lp_bwd"] = np.zeros(x.shape)
     for b in np.ndindex(*x.shape[:nb]):
         for o in np.ndindex(*out_shape[nb:]):
             wins = [per_axis[a][o[a]] for a in range(len(o))]
@@ -80,6 +81,9 @@ def reference(x, axes_params, ceil_mode, g):
             for p in positions:
                 res["avg_bwd"][b + p] += g[b + o] / padded
             res["max_bwd"][b + positions[best]] += g[b + o]
+            norm = math.sqrt(sum(v * v for v in values))
+            for p, v in zip(positions, values):
+                res["lp_bwd"][b + p] += g[b + o] * v / norm if norm else 0.0
     return res
 
 
@@ -134,6 +138,7 @@ def check_case(axes_params, ceil_mode, rng):
         "lp": cypool.lp_pool(x, 2, **kw),
         "avg_bwd": cypool.avg_pool_backward(g, x.shape, **kw),
         "max_bwd": cypool.max_pool_backward(g, x, **kw),
+        "lp_bwd": cypool.lp_pool_backward(g, x, 2, **kw),
     }
     for key, w in want.items():
         if got[key].shape != w.shape or not np.allclose(got[key], w, rtol=1e-12, atol=1e-12):

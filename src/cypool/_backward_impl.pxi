@@ -562,6 +562,38 @@ cdef inline void _signed_store(real_t* dst, Py_ssize_t ds, const real_t* x, Py_s
             dst[i * ds] = <real_t>(_sign(<double>x[i * xs]) * acc[i])
 
 
+cdef int _lp_pass_table(double* acc, const double* ax, const double* fa, const real_t* grow,
+                        const double* yrow, const double* wrow, const real_t* x,
+                        const SpreadPlan* p, const LpGrad* q, const Item* it, Py_ssize_t nc,
+                        Py_ssize_t pa, Py_ssize_t pb, bint exact) noexcept nogil:
+    """_lp_pass's pairs of one covering row in table mode (k2 == 0: windows longer than the
+    input, or adaptive bins): window by window, each in-bounds tap of the taps2 table that
+    lies in [pa, pb). Returns whether a norm read was _tiny."""
+    cdef Py_ssize_t i2, j, pos, at
+    cdef const int64_t* t2
+    cdef int tiny = 0
+    for i2 in range(p.o2):
+        t2 = p.taps2 + 2 * i2
+        for j in range(t2[1]):
+            pos = t2[0] + j * p.d2
+            if pos < pa or pos >= pb:
+                continue
+            at = (pos - pa) * nc
+            if exact:
+                _lp_exact_line(acc + at, ax + at, fa + at, nc, grow + i2 * p.gs3, p.gs3, p.gs4,
+                               yrow + i2 * q.ys3, q.ys3, q.ys4, wrow + i2 * q.ws3, q.ws3,
+                               q.ws4, 1, nc, x, q, it, i2)
+            elif nc == 1:
+                tiny = tiny | _lp_line(acc + at, ax + at, fa + at, 1, grow + i2 * p.gs3, p.gs3,
+                                       yrow + i2 * q.ys3, q.ys3, wrow + i2 * q.ws3, q.ws3, 1,
+                                       q.kind, q.exponent)
+            else:
+                tiny = tiny | _lp_lanes(acc + at, ax + at, fa + at, grow + i2 * p.gs3, p.gs4,
+                                        yrow + i2 * q.ys3, q.ys4, wrow + i2 * q.ws3, q.ws4, nc,
+                                        q.kind, q.exponent)
+    return tiny
+
+
 cdef int _lp_pass(const real_t* x, const real_t* g, const double* y, const double* w,
                   const SpreadPlan* p, const LpGrad* q, Item* it, Py_ssize_t p0, Py_ssize_t p1,
                   Py_ssize_t nc, Py_ssize_t pa, Py_ssize_t pb, double* acc, const double* ax,
@@ -584,6 +616,9 @@ cdef int _lp_pass(const real_t* x, const real_t* g, const double* y, const doubl
             grow = g + it.b * p.gs0 + it.i0 * p.gs1 + it.i1 * p.gs2 + it.c0 * p.gs4
             yrow = y + it.b * q.ys0 + it.i0 * q.ys1 + it.i1 * q.ys2 + it.c0 * q.ys4
             wrow = w + it.b * q.ws0 + it.i0 * q.ws1 + it.i1 * q.ws2 + it.c0 * q.ws4
+            if p.k2 == 0:
+                tiny = tiny | _lp_pass_table(acc, ax, fa, grow, yrow, wrow, x, p, q, it, nc, pa,
+                                             pb, exact)
             for j in range(p.k2):
                 # Tap j of window i2 sits at i2 * s2 + off: the windows whose tap j is in [pa, pb).
                 off = j * p.d2 - p.pad2

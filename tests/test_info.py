@@ -48,3 +48,20 @@ def test_version_flag_prints_the_version():
                             text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"cypool {cypool.__version__}"
+
+
+def test_python_m_cypool_in_the_repository_root_imports_no_source_folder():
+    """`python -m cypool` typed in the clone's root put the uncompiled ./cypool folder first
+    on sys.path, and `pip install . && python -m cypool bench --quick` failed there (ImportError:
+    cannot import name '_runtime'). With the src layout the root holds no package."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(root, "pyproject.toml")):
+        import pytest
+
+        pytest.skip("the tests run outside the source tree")
+    result = subprocess.run([sys.executable, "-c", "import cypool; print(cypool.__file__)"],
+                            cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert os.path.dirname(os.path.realpath(result.stdout.strip())) != os.path.join(
+        os.path.realpath(root), "cypool")
+    assert not os.path.exists(os.path.join(root, "cypool", "__init__.py"))

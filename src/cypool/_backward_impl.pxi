@@ -562,35 +562,29 @@ cdef inline void _signed_store(real_t* dst, Py_ssize_t ds, const real_t* x, Py_s
             dst[i * ds] = <real_t>(_sign(<double>x[i * xs]) * acc[i])
 
 
-cdef int _lp_pass_table(double* acc, const double* ax, const double* fa, const real_t* grow,
-                        const double* yrow, const double* wrow, const real_t* x,
-                        const SpreadPlan* p, const LpGrad* q, const Item* it, Py_ssize_t nc,
-                        Py_ssize_t pa, Py_ssize_t pb, bint exact) noexcept nogil:
-    """_lp_pass's pairs of one covering row in table mode (k2 == 0: windows longer than the
-    input, or adaptive bins): window by window, each in-bounds tap of the taps2 table that
-    lies in [pa, pb). Returns whether a norm read was _tiny."""
-    cdef Py_ssize_t i2, j, pos, at
-    cdef const int64_t* t2
+cdef inline int _lp_windows(double* acc, const double* ax, const double* fa, Py_ssize_t at,
+                     Py_ssize_t s, const real_t* grow, const double* yrow, const double* wrow,
+                     const real_t* x, const SpreadPlan* p, const LpGrad* q, const Item* it,
+                     Py_ssize_t nc, Py_ssize_t ilo, Py_ssize_t n, bint exact) noexcept nogil:
+    """The pairs of one tap of the n windows ilo to ilo + n - 1 of one covering row, whose
+    elements sit at acc[at], acc[at + s * nc], ...: with _lp_line (channels-first) or
+    _lp_lanes, or with _lp_exact_line when `exact`. Returns whether a norm read was _tiny."""
+    cdef Py_ssize_t i
     cdef int tiny = 0
-    for i2 in range(p.o2):
-        t2 = p.taps2 + 2 * i2
-        for j in range(t2[1]):
-            pos = t2[0] + j * p.d2
-            if pos < pa or pos >= pb:
-                continue
-            at = (pos - pa) * nc
-            if exact:
-                _lp_exact_line(acc + at, ax + at, fa + at, nc, grow + i2 * p.gs3, p.gs3, p.gs4,
-                               yrow + i2 * q.ys3, q.ys3, q.ys4, wrow + i2 * q.ws3, q.ws3,
-                               q.ws4, 1, nc, x, q, it, i2)
-            elif nc == 1:
-                tiny = tiny | _lp_line(acc + at, ax + at, fa + at, 1, grow + i2 * p.gs3, p.gs3,
-                                       yrow + i2 * q.ys3, q.ys3, wrow + i2 * q.ws3, q.ws3, 1,
-                                       q.kind, q.exponent)
-            else:
-                tiny = tiny | _lp_lanes(acc + at, ax + at, fa + at, grow + i2 * p.gs3, p.gs4,
-                                        yrow + i2 * q.ys3, q.ys4, wrow + i2 * q.ws3, q.ws4, nc,
-                                        q.kind, q.exponent)
+    if exact:
+        _lp_exact_line(acc + at, ax + at, fa + at, s * nc, grow + ilo * p.gs3, p.gs3, p.gs4,
+                       yrow + ilo * q.ys3, q.ys3, q.ys4, wrow + ilo * q.ws3, q.ws3, q.ws4, n,
+                       nc, x, q, it, ilo)
+    elif nc == 1:
+        tiny = _lp_line(acc + at, ax + at, fa + at, s, grow + ilo * p.gs3, p.gs3,
+                        yrow + ilo * q.ys3, q.ys3, wrow + ilo * q.ws3, q.ws3, n, q.kind,
+                        q.exponent)
+    else:
+        for i in range(ilo, ilo + n):
+            tiny = tiny | _lp_lanes(acc + at, ax + at, fa + at, grow + i * p.gs3, p.gs4,
+                                    yrow + i * q.ys3, q.ys4, wrow + i * q.ws3, q.ws4, nc, q.kind,
+                                    q.exponent)
+            at += s * nc
     return tiny
 
 
@@ -600,9 +594,9 @@ cdef int _lp_pass(const real_t* x, const real_t* g, const double* y, const doubl
                   const double* fa, bint exact) noexcept nogil:
     """acc = the pairs' sums of the chunk [pa, pb) of input row (it.b, p0, p1) and lanes
     [it.c0, it.c0 + nc), in the order of the covering rows, then of the taps along axis 2:
-    with _lp_line and _lp_lanes, or with _lp_exact_line when `exact`. Returns whether a norm
-    read was _tiny."""
-    cdef Py_ssize_t a, e, j, i, off, ilo, ihi, at
+    with _lp_windows. Returns whether a norm read was _tiny."""
+    cdef Py_ssize_t a, e, j, i, off, ilo, ihi, pos
+    cdef const int64_t* t2
     cdef const real_t* grow
     cdef const double* yrow
     cdef const double* wrow
@@ -617,32 +611,24 @@ cdef int _lp_pass(const real_t* x, const real_t* g, const double* y, const doubl
             yrow = y + it.b * q.ys0 + it.i0 * q.ys1 + it.i1 * q.ys2 + it.c0 * q.ys4
             wrow = w + it.b * q.ws0 + it.i0 * q.ws1 + it.i1 * q.ws2 + it.c0 * q.ws4
             if p.k2 == 0:
-                tiny = tiny | _lp_pass_table(acc, ax, fa, grow, yrow, wrow, x, p, q, it, nc, pa,
-                                             pb, exact)
+                # Table mode (windows longer than the input, adaptive bins): window by window,
+                # each in-bounds tap of the taps2 table that lies in [pa, pb).
+                for i in range(p.o2):
+                    t2 = p.taps2 + 2 * i
+                    for j in range(t2[1]):
+                        pos = t2[0] + j * p.d2
+                        if pa <= pos < pb:
+                            tiny = tiny | _lp_windows(acc, ax, fa, (pos - pa) * nc, 1, grow,
+                                                      yrow, wrow, x, p, q, it, nc, i, 1, exact)
             for j in range(p.k2):
                 # Tap j of window i2 sits at i2 * s2 + off: the windows whose tap j is in [pa, pb).
                 off = j * p.d2 - p.pad2
                 ilo = max(0, -_floor_div(off - pa, p.s2))
                 ihi = min(p.o2, _floor_div(pb - 1 - off, p.s2) + 1)
-                at = (ilo * p.s2 + off - pa) * nc
-                if ilo >= ihi:
-                    continue
-                if exact:
-                    _lp_exact_line(acc + at, ax + at, fa + at, p.s2 * nc, grow + ilo * p.gs3,
-                                   p.gs3, p.gs4, yrow + ilo * q.ys3, q.ys3, q.ys4,
-                                   wrow + ilo * q.ws3, q.ws3, q.ws4, ihi - ilo, nc, x, q, it,
-                                   ilo)
-                elif nc == 1:
-                    tiny = tiny | _lp_line(acc + at, ax + at, fa + at, p.s2, grow + ilo * p.gs3,
-                                           p.gs3, yrow + ilo * q.ys3, q.ys3, wrow + ilo * q.ws3,
-                                           q.ws3, ihi - ilo, q.kind, q.exponent)
-                else:
-                    for i in range(ilo, ihi):
-                        tiny = tiny | _lp_lanes(acc + at, ax + at, fa + at, grow + i * p.gs3,
-                                                p.gs4, yrow + i * q.ys3, q.ys4,
-                                                wrow + i * q.ws3, q.ws4, nc, q.kind,
-                                                q.exponent)
-                        at += p.s2 * nc
+                if ilo < ihi:
+                    tiny = tiny | _lp_windows(acc, ax, fa, (ilo * p.s2 + off - pa) * nc, p.s2,
+                                              grow, yrow, wrow, x, p, q, it, nc, ilo, ihi - ilo,
+                                              exact)
     return tiny
 
 

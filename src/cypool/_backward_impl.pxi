@@ -498,15 +498,12 @@ cdef double _lp_tiny_share(const real_t* x, const Plan* f, const Item* it, Py_ss
     """A pair's share g * (ax / y) ** (p - 1) for a window (i2 of lane c of `it`, in the
     forward's plan f) whose norm y is _tiny, from the window itself: y = m * root with m its
     largest |x| and root normal, so ax / m (at least 2**-52) and the factor keep every bit."""
-    cdef double m, root, r
+    cdef double m, r
     if ax == 0.0:
         return g * 0.0
     m = _lp_taps(x, f, it, i2, c, 0.0, q.kind, q.power)
-    root = _lp_taps(x, f, it, i2, c, m, q.kind, q.power)
-    if q.kind == POWER_TWO:
-        return g * ((ax / m) / sqrt(root))
-    r = (ax / m) / pow(root, 1.0 / q.power)
-    return g * pow(r, q.exponent)
+    r = (ax / m) / _lp_root(_lp_taps(x, f, it, i2, c, m, q.kind, q.power), q.kind, q.power)
+    return g * r if q.kind == POWER_TWO else g * pow(r, q.exponent)
 
 
 cdef void _lp_exact_line(double* acc, const double* ax, const double* fa, Py_ssize_t s,

@@ -142,8 +142,9 @@ def run_folded(kernel, axes, inputs, results, compute_dtypes, num_threads, *args
             lead, views = fold_views([*inputs, *targets], axes, n_inputs=len(inputs))
         if not lead:
             kernel(*views, *args, threads)
-        for index in itertools.product(*(range(n) for n in lead)) if lead else ():
-            kernel(*(v[index] for v in views), *args, threads)
+        else:
+            for index in itertools.product(*(range(n) for n in lead)):
+                kernel(*(v[index] for v in views), *args, threads)
     copy_back(results, targets)
 
 
